@@ -1,0 +1,59 @@
+/* A batch: one OTLP export request (traces, metrics or logs) and the arena that holds it.
+ *
+ * Ownership (the OpenTelemetry Collector's rule): consume() borrows a batch; whoever keeps
+ * it after returning (a queue, the batch processor, an in-flight export) takes a reference.
+ * A shared batch is read-only: a processor that mutates asks for a writable one. */
+#pragma once
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "otlp.h"
+
+typedef struct st_batch st_batch;
+struct st_batch {
+        atomic_uint refs;
+        enum st_signal signal;
+        ProtobufCMessage *req; /* the Export*ServiceRequest, allocated in arena */
+        size_t items;          /* spans, data points or log records */
+        st_arena arena;
+        st_batch **borrowed;   /* batches whose memory req points into (merged batches) */
+        size_t n_borrowed, cap_borrowed;
+        size_t cap_res;        /* capacity of the request's resource-entry array (appends) */
+};
+
+/* An empty request of signal s. */
+int st_batch_new(enum st_signal s, st_batch **ret);
+/* Decodes OTLP protobuf bytes. -EBADMSG when they are not a valid request. */
+int st_batch_unpack(enum st_signal s, const uint8_t *data, size_t len, st_batch **ret);
+/* Recounts b->items after the request was changed in place. */
+void st_batch_recount(st_batch *b);
+
+st_batch *st_batch_ref(st_batch *b);
+void st_batch_unref(st_batch *b); /* NULL-safe */
+static inline bool st_batch_shared(const st_batch *b) {
+        return atomic_load_explicit(&b->refs, memory_order_acquire) > 1 || b->n_borrowed > 0;
+}
+
+/* Deep copy into a fresh arena. */
+int st_batch_clone(const st_batch *b, st_batch **ret);
+/* A batch the caller may mutate and must unref: b itself (one more reference) when nobody
+ * else can see it, else a private clone. */
+int st_batch_writable(st_batch *b, st_batch **ret);
+
+size_t st_batch_packed_size(const st_batch *b);
+size_t st_batch_pack(const st_batch *b, uint8_t *out); /* out holds st_batch_packed_size() */
+
+/* Where an append stopped in its source, so that a large batch can be cut in pieces. */
+struct st_batch_cursor {
+        size_t res, scope, item;
+};
+
+/* Appends items of src from *cur on, at most max_items of them (0 = no limit), to dst,
+ * sharing src's memory (dst takes a reference on src). Advances *cur; *ret_added gets the
+ * number of items appended. Returns true in *ret_done when src is exhausted. A metric is
+ * never cut, so one metric with more points than max_items is appended whole. */
+int st_batch_append(st_batch *dst, st_batch *src, struct st_batch_cursor *cur, size_t max_items,
+                    size_t *ret_added, bool *ret_done);
