@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ARENA_MIN_CHUNK (16u * 1024u)
+#define ARENA_MIN_CHUNK 1024u
+#define ARENA_DEFAULT_CHUNK (16u * 1024u)
 #define ARENA_ALIGN 16u
 
 struct st_arena_chunk {
@@ -19,9 +20,15 @@ static _Atomic uint64_t total_bytes;
 static void *pb_alloc(void *data, size_t n) { return st_arena_alloc(data, n); }
 static void pb_free(void *data, void *p) { (void) data; (void) p; /* freed with the arena */ }
 
-void st_arena_init(st_arena *a) {
-        *a = (st_arena) { .pb = { .alloc = pb_alloc, .free = pb_free, .allocator_data = a } };
+void st_arena_init_sized(st_arena *a, size_t size_hint) {
+        if (size_hint < ARENA_MIN_CHUNK)
+                size_hint = ARENA_MIN_CHUNK;
+        if (size_hint > 1u << 20)
+                size_hint = 1u << 20;
+        *a = (st_arena) { .first_chunk = size_hint, .pb = { .alloc = pb_alloc, .free = pb_free, .allocator_data = a } };
 }
+
+void st_arena_init(st_arena *a) { st_arena_init_sized(a, ARENA_DEFAULT_CHUNK); }
 
 void st_arena_reset(st_arena *a) {
         struct st_arena_chunk *c = a->head;
@@ -33,6 +40,8 @@ void st_arena_reset(st_arena *a) {
         atomic_fetch_sub_explicit(&total_bytes, a->bytes, memory_order_relaxed);
         a->head = NULL;
         a->bytes = 0;
+        if (!a->first_chunk)
+                a->first_chunk = ARENA_DEFAULT_CHUNK;
         a->pb.allocator_data = a; /* the struct may have moved since init */
 }
 
@@ -43,7 +52,7 @@ void *st_arena_alloc(st_arena *a, size_t n) {
                 return NULL;
         if (!c || c->size - c->used < need) {
                 /* Grow geometrically so that a large batch needs few chunks. */
-                size_t size = c ? c->size * 2 : ARENA_MIN_CHUNK;
+                size_t size = c ? c->size * 2 : a->first_chunk;
                 if (size > 1u << 20)
                         size = 1u << 20;
                 if (size < need)
@@ -53,7 +62,7 @@ void *st_arena_alloc(st_arena *a, size_t n) {
                         return NULL;
                 nc->size = size;
                 nc->used = 0;
-                if (c && need > c->size - c->used && size == need && c->size - c->used > ARENA_MIN_CHUNK / 4) {
+                if (c && need > c->size - c->used && size == need && c->size - c->used > ARENA_DEFAULT_CHUNK / 4) {
                         /* An oversize block: keep the current chunk as head, it still has room. */
                         nc->next = c->next;
                         c->next = nc;

@@ -13,10 +13,13 @@ struct st_arena_chunk;
 typedef struct st_arena {
         struct st_arena_chunk *head;   /* newest chunk; allocations come from here */
         size_t bytes;                  /* total chunk bytes owned (what memory accounting sees) */
+        size_t first_chunk;            /* size of the first chunk to allocate */
         ProtobufCAllocator pb;         /* protobuf-c view of this arena */
 } st_arena;
 
 void st_arena_init(st_arena *a);
+/* The first chunk will hold about size_hint bytes: small batches stay small. */
+void st_arena_init_sized(st_arena *a, size_t size_hint);
 void st_arena_reset(st_arena *a);  /* frees every chunk; the arena is reusable afterwards */
 
 /* Returns 16-byte aligned memory, or NULL when out of memory. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <grpc/grpc.h>
+#include <grpc/support/log.h>
 
 #include "clock.h"
 #include "component.h"
@@ -22,6 +23,16 @@ static void usage(FILE *f) {
                    "       strata components [-v]          list receivers, processors and exporters (-v: their settings)\n"
                    "       strata default-config           print the embedded default config\n"
                    "       strata version\n");
+}
+
+/* gRPC core prints to stderr on its own; route it through our log with a prefix instead. */
+static void grpc_log(gpr_log_func_args *args) {
+        enum st_log_level level = args->severity == GPR_LOG_SEVERITY_ERROR ? ST_LOG_ERROR
+                                  : args->severity == GPR_LOG_SEVERITY_INFO ? ST_LOG_INFO
+                                                                            : ST_LOG_DEBUG;
+        if (level == ST_LOG_INFO)
+                level = ST_LOG_DEBUG; /* gRPC's info is chatty internals */
+        st_log(level, "grpc", "%s (%s:%d)", args->message, args->file, args->line);
 }
 
 static int load(const char *config, struct st_service **ret) {
@@ -98,6 +109,8 @@ static int cmd_run(const char *config) {
                 st_info(NULL, "pipeline %s", line);
         st_buf_free(&desc);
 
+        gpr_set_log_function(grpc_log);
+        gpr_set_log_verbosity(tel->log_level == ST_LOG_DEBUG ? GPR_LOG_SEVERITY_DEBUG : GPR_LOG_SEVERITY_ERROR);
         grpc_init();
         if (tel->metrics_address && *tel->metrics_address) {
                 r = st_tel_server_start(tel->metrics_address);

@@ -20,14 +20,16 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then missing+=(nodejs npm); fi
+# STRATA_SKIP_NPM=1 (the image's build stage): no Node.js, no npm packages for the tests.
+SKIP_NPM="${STRATA_SKIP_NPM:-0}"
+if [ "$SKIP_NPM" != 1 ] && { ! command -v node >/dev/null || ! command -v npm >/dev/null; }; then missing+=(nodejs npm); fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if [ -f tests/integration/package-lock.json ]; then
+if [ "$SKIP_NPM" != 1 ] && [ -f tests/integration/package-lock.json ]; then
   (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "install-deps: done"

@@ -1,0 +1,268 @@
+#include "grpc_glue.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/slice.h>
+#include <grpc/support/log.h>
+#include <grpc/support/time.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+#include "google/protobuf/any.pb-c.h"
+#include "google/protobuf/duration.pb-c.h"
+#include "google/rpc/error_details.pb-c.h"
+#include "google/rpc/status.pb-c.h"
+
+#define RETRY_INFO_TYPE "type.googleapis.com/google.rpc.RetryInfo"
+
+gpr_timespec st_grpc_deadline(int64_t deadline_ns) {
+        /* gRPC's monotonic clock need not share CLOCK_MONOTONIC's epoch: convert the time left. */
+        if (deadline_ns == INT64_MAX)
+                return gpr_inf_future(GPR_CLOCK_MONOTONIC);
+        int64_t left = deadline_ns - st_now_ns();
+        if (left < 0)
+                left = 0;
+        return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_nanos(left, GPR_TIMESPAN));
+}
+
+int st_grpc_pack_message(const ProtobufCMessage *m, grpc_byte_buffer **ret) {
+        size_t n = protobuf_c_message_get_packed_size(m);
+        grpc_slice s = grpc_slice_malloc(n);
+        if (protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s)) != n) {
+                grpc_slice_unref(s);
+                return -EIO;
+        }
+        grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1); /* takes its own reference */
+        grpc_slice_unref(s);
+        if (!bb)
+                return -ENOMEM;
+        *ret = bb;
+        return 0;
+}
+
+int st_grpc_message_slice(grpc_byte_buffer *bb, grpc_slice *ret) {
+        grpc_byte_buffer_reader rd;
+        if (!bb || !grpc_byte_buffer_reader_init(&rd, bb))
+                return -EBADMSG; /* no message, or compressed with something we cannot undo */
+        *ret = grpc_byte_buffer_reader_readall(&rd);
+        grpc_byte_buffer_reader_destroy(&rd);
+        return 0;
+}
+
+const char *st_grpc_status_name(grpc_status_code code) {
+        static const char *const names[] = {
+                [GRPC_STATUS_OK] = "OK",
+                [GRPC_STATUS_CANCELLED] = "CANCELLED",
+                [GRPC_STATUS_UNKNOWN] = "UNKNOWN",
+                [GRPC_STATUS_INVALID_ARGUMENT] = "INVALID_ARGUMENT",
+                [GRPC_STATUS_DEADLINE_EXCEEDED] = "DEADLINE_EXCEEDED",
+                [GRPC_STATUS_NOT_FOUND] = "NOT_FOUND",
+                [GRPC_STATUS_ALREADY_EXISTS] = "ALREADY_EXISTS",
+                [GRPC_STATUS_PERMISSION_DENIED] = "PERMISSION_DENIED",
+                [GRPC_STATUS_RESOURCE_EXHAUSTED] = "RESOURCE_EXHAUSTED",
+                [GRPC_STATUS_FAILED_PRECONDITION] = "FAILED_PRECONDITION",
+                [GRPC_STATUS_ABORTED] = "ABORTED",
+                [GRPC_STATUS_OUT_OF_RANGE] = "OUT_OF_RANGE",
+                [GRPC_STATUS_UNIMPLEMENTED] = "UNIMPLEMENTED",
+                [GRPC_STATUS_INTERNAL] = "INTERNAL",
+                [GRPC_STATUS_UNAVAILABLE] = "UNAVAILABLE",
+                [GRPC_STATUS_DATA_LOSS] = "DATA_LOSS",
+                [GRPC_STATUS_UNAUTHENTICATED] = "UNAUTHENTICATED",
+        };
+        if ((int) code < 0 || (size_t) code >= sizeof(names) / sizeof(names[0]) || !names[code])
+                return "UNKNOWN";
+        return names[code];
+}
+
+const grpc_slice *st_grpc_metadata_find(const grpc_metadata_array *md, const char *key) {
+        for (size_t i = 0; md && i < md->count; i++)
+                if (grpc_slice_str_cmp(md->metadata[i].key, key) == 0)
+                        return &md->metadata[i].value;
+        return NULL;
+}
+
+int st_grpc_retry_info(const grpc_metadata_array *trailers, int64_t *ret_delay_ns) {
+        const grpc_slice *v = st_grpc_metadata_find(trailers, ST_GRPC_STATUS_DETAILS_KEY);
+        Google__Rpc__Status *st;
+        int r = 0;
+
+        if (!v)
+                return 0;
+        st = google__rpc__status__unpack(NULL, GRPC_SLICE_LENGTH(*v), GRPC_SLICE_START_PTR(*v));
+        if (!st)
+                return -EBADMSG;
+        for (size_t i = 0; i < st->n_details && r == 0; i++) {
+                const Google__Protobuf__Any *any = st->details[i];
+                if (!any->type_url || strcmp(any->type_url, RETRY_INFO_TYPE) != 0)
+                        continue;
+                Google__Rpc__RetryInfo *ri = google__rpc__retry_info__unpack(NULL, any->value.len, any->value.data);
+                if (!ri) {
+                        r = -EBADMSG;
+                        break;
+                }
+                int64_t d = 0;
+                if (ri->retry_delay && ri->retry_delay->seconds >= 0 && ri->retry_delay->nanos >= 0) {
+                        /* Clamp absurd delays (a day) rather than overflow. */
+                        int64_t s = ri->retry_delay->seconds > 86400 ? 86400 : ri->retry_delay->seconds;
+                        d = s * ST_NS_PER_SEC + ri->retry_delay->nanos;
+                }
+                google__rpc__retry_info__free_unpacked(ri, NULL);
+                *ret_delay_ns = d;
+                r = 1;
+        }
+        google__rpc__status__free_unpacked(st, NULL);
+        return r;
+}
+
+int st_grpc_status_details_retry(grpc_status_code code, const char *message, int64_t delay_ns, grpc_slice *ret) {
+        Google__Protobuf__Duration dur = GOOGLE__PROTOBUF__DURATION__INIT;
+        Google__Rpc__RetryInfo ri = GOOGLE__RPC__RETRY_INFO__INIT;
+        Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT, *details[1] = { &any };
+        Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
+        uint8_t ri_buf[64];
+
+        if (delay_ns < 0)
+                return -EINVAL;
+        dur.seconds = delay_ns / ST_NS_PER_SEC;
+        dur.nanos = (int32_t) (delay_ns % ST_NS_PER_SEC);
+        ri.retry_delay = &dur;
+        if (google__rpc__retry_info__get_packed_size(&ri) > sizeof(ri_buf))
+                return -EINVAL;
+        any.type_url = (char *) RETRY_INFO_TYPE;
+        any.value.data = ri_buf;
+        any.value.len = google__rpc__retry_info__pack(&ri, ri_buf);
+        st.code = (int32_t) code;
+        st.message = (char *) (message ? message : "");
+        st.n_details = 1;
+        st.details = details;
+
+        grpc_slice s = grpc_slice_malloc(google__rpc__status__get_packed_size(&st));
+        google__rpc__status__pack(&st, GRPC_SLICE_START_PTR(s));
+        *ret = s;
+        return 0;
+}
+
+/* host:port with a non-empty host and a port 1..65535; [v6]:port. Nothing after. */
+static bool host_port_ok(const char *s, size_t len) {
+        const char *colon, *end = s + len;
+        if (len == 0)
+                return false;
+        if (s[0] == '[') {
+                const char *close = memchr(s, ']', len);
+                if (!close || close == s + 1 || close + 1 >= end || close[1] != ':')
+                        return false;
+                colon = close + 1;
+        } else {
+                colon = NULL;
+                for (const char *p = s; p < end; p++)
+                        if (*p == ':') {
+                                if (colon)
+                                        return false; /* a bare IPv6 address: needs [brackets] */
+                                colon = p;
+                        }
+                if (!colon || colon == s)
+                        return false;
+                for (const char *p = s; p < colon; p++)
+                        if (*p == '/' || *p == '@' || *p == ' ' || *p == '?' || *p == '#')
+                                return false;
+        }
+        if (colon + 1 >= end || end - (colon + 1) > 5)
+                return false;
+        long port = 0;
+        for (const char *p = colon + 1; p < end; p++) {
+                if (*p < '0' || *p > '9')
+                        return false;
+                port = port * 10 + (*p - '0');
+        }
+        return port >= 1 && port <= 65535;
+}
+
+/* An address needs no resolver: "ipv4:"/"ipv6:" targets skip DNS (and c-ares) altogether. */
+static const char *ip_literal_scheme(const char *hp, size_t len) {
+        char host[INET6_ADDRSTRLEN + 2];
+        struct in6_addr a6;
+        struct in_addr a4;
+        size_t hl = len;
+
+        while (hl > 0 && hp[hl - 1] != ':')
+                hl--;
+        if (hl > 0)
+                hl--; /* host length, before the port's colon */
+
+        if (hl < 2 || hl >= sizeof(host))
+                return "dns:///";
+        if (hp[0] == '[') {
+                memcpy(host, hp + 1, hl - 2);
+                host[hl - 2] = 0;
+                return inet_pton(AF_INET6, host, &a6) == 1 ? "ipv6:" : "dns:///";
+        }
+        memcpy(host, hp, hl);
+        host[hl] = 0;
+        return inet_pton(AF_INET, host, &a4) == 1 ? "ipv4:" : "dns:///";
+}
+
+int st_grpc_target_from_endpoint(const char *endpoint, char **ret_target, enum st_grpc_scheme *ret_scheme) {
+        enum st_grpc_scheme scheme = ST_GRPC_SCHEME_NONE;
+        const char *hp = endpoint;
+        size_t len;
+        char *t;
+
+        if (!endpoint || !*endpoint)
+                return -EINVAL;
+        if (strncmp(endpoint, "unix://", 7) == 0) {
+                if (endpoint[7] != '/' || !endpoint[8])
+                        return -EINVAL;
+                t = strdup(endpoint);
+                goto done;
+        }
+        if (strncmp(endpoint, "dns:", 4) == 0) {
+                /* dns:///host:port, or dns://resolver:53/host:port */
+                if (strncmp(endpoint, "dns://", 6) != 0)
+                        return -EINVAL;
+                hp = strchr(endpoint + 6, '/');
+                if (!hp)
+                        return -EINVAL;
+                hp++;
+                if (!host_port_ok(hp, strlen(hp)))
+                        return -EINVAL;
+                t = strdup(endpoint);
+                goto done;
+        }
+        if (strncmp(endpoint, "http://", 7) == 0) {
+                scheme = ST_GRPC_SCHEME_HTTP;
+                hp = endpoint + 7;
+        } else if (strncmp(endpoint, "https://", 8) == 0) {
+                scheme = ST_GRPC_SCHEME_HTTPS;
+                hp = endpoint + 8;
+        }
+        len = strlen(hp);
+        if (scheme != ST_GRPC_SCHEME_NONE && len > 0 && hp[len - 1] == '/')
+                len--;
+        if (!host_port_ok(hp, len))
+                return -EINVAL;
+        t = malloc(len + 8);
+        if (t)
+                snprintf(t, len + 8, "%s%.*s", ip_literal_scheme(hp, len), (int) len, hp);
+done:
+        if (!t)
+                return -ENOMEM;
+        *ret_target = t;
+        if (ret_scheme)
+                *ret_scheme = scheme;
+        return 0;
+}
+
+static void grpc_log(gpr_log_func_args *a) {
+        enum st_log_level level = a->severity == GPR_LOG_SEVERITY_ERROR ? ST_LOG_WARN : ST_LOG_DEBUG;
+        if (st_log_enabled(level))
+                st_log(level, "grpc", "%s", a->message);
+}
+
+void st_grpc_route_logs(void) {
+        gpr_set_log_function(grpc_log);
+}

@@ -1,0 +1,384 @@
+/* The batch processor (the Collector's batchprocessor): coalesces small batches into batches of
+ * send_batch_size items, cut at send_batch_max_size, and sends what has waited `timeout`.
+ *
+ * Zero-copy: the pending batch is built with st_batch_append(), which points into the incoming
+ * batches and keeps a reference on them. The hot path is one lock and one append.
+ *
+ * Sending happens outside the lock, in the caller's thread (or the timer thread). Every cut
+ * group of batches takes a ticket under the lock and is sent in ticket order, so batches leave
+ * in the order their items arrived, and a producer that flushes waits for the flushes before
+ * it (that is the back-pressure a slow next consumer exerts). A batch that the next consumer
+ * refuses is dropped and counted: its senders were told "accepted" long ago. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "component.h"
+#include "log.h"
+
+struct batch_cfg {
+        int64_t send_batch_size;
+        int64_t send_batch_max_size;
+        int64_t timeout;
+};
+
+static const struct st_cfg_field batch_fields[] = {
+        { .name = "send_batch_size", .type = ST_CFG_INT, .offset = offsetof(struct batch_cfg, send_batch_size),
+          .def = "8192", .min = 0, .max = INT32_MAX,
+          .desc = "items (spans, data points, log records) after which a batch is sent regardless of timeout" },
+        { .name = "send_batch_max_size", .type = ST_CFG_INT, .offset = offsetof(struct batch_cfg, send_batch_max_size),
+          .def = "0", .min = 0, .max = INT32_MAX, .desc = "upper bound of a batch's items, larger ones are cut (0 = no limit)" },
+        { .name = "timeout", .type = ST_CFG_DURATION, .offset = offsetof(struct batch_cfg, timeout),
+          .def = "200ms", .desc = "how long the first item of a batch may wait (0 = send after every request)" },
+        ST_CFG_END
+};
+
+/* Cut batches waiting to be sent, in order, under one ticket. */
+#define OUTBOX_MAX 8
+struct outbox {
+        st_batch *v[OUTBOX_MAX];
+        size_t n;
+        uint64_t ticket;
+};
+
+struct batch_proc {
+        char *log_name;
+        struct st_consumer next;
+        struct st_component_telemetry *tel;
+        enum st_signal signal;
+        size_t size, max;
+        int64_t timeout;
+
+        pthread_mutex_t lock; /* everything below up to send_lock */
+        pthread_cond_t timer_cond;
+        st_batch *pending;
+        int64_t pending_since;
+        uint64_t next_ticket;
+        bool stopping; /* shutdown began: consume() sends straight on */
+        bool timer_running;
+        pthread_t timer;
+
+        pthread_mutex_t send_lock;
+        pthread_cond_t send_cond;
+        uint64_t turn; /* the ticket whose batches may be sent now */
+
+        _Atomic int64_t last_warn_ns;
+        atomic_uint_least64_t unlogged_drops;
+};
+
+static int batch_validate(const void *cfg, struct st_cfg_ctx *ctx) {
+        const struct batch_cfg *c = cfg;
+        if (c->send_batch_max_size > 0 && c->send_batch_max_size < c->send_batch_size) {
+                st_cfg_errorf(ctx, "send_batch_max_size", "must be 0 or at least send_batch_size (%" PRId64 "), not %" PRId64,
+                              c->send_batch_size, c->send_batch_max_size);
+                return -EINVAL;
+        }
+        if (c->timeout < 0) {
+                st_cfg_errorf(ctx, "timeout", "must not be negative");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* Counts a refused batch as dropped; logs at most once a second, with what was not logged. */
+static void dropped(struct batch_proc *p, size_t items, int r) {
+        int64_t now = st_now_ns(), last = atomic_load_explicit(&p->last_warn_ns, memory_order_relaxed);
+
+        if (p->tel)
+                st_tel_add(&p->tel->sig[p->signal].dropped, items);
+        if (now - last < ST_NS_PER_SEC || !atomic_compare_exchange_strong(&p->last_warn_ns, &last, now)) {
+                atomic_fetch_add_explicit(&p->unlogged_drops, items, memory_order_relaxed);
+                return;
+        }
+        uint64_t more = atomic_exchange_explicit(&p->unlogged_drops, 0, memory_order_relaxed);
+        st_warn(p->log_name, "dropped %zu %s: the next consumer refused them: %s (and %" PRIu64 " more since the last message)",
+                items, st_signals[p->signal].item_name, strerror(-r), more);
+}
+
+/* Sends one batch that the processor owns (consumes the reference). */
+static void deliver(struct batch_proc *p, st_batch *out) {
+        int r = st_consume(&p->next, out);
+        if (r < 0)
+                dropped(p, out->items, r);
+        st_batch_unref(out);
+}
+
+static void wait_turn(struct batch_proc *p, uint64_t ticket) {
+        pthread_mutex_lock(&p->send_lock);
+        while (p->turn != ticket)
+                pthread_cond_wait(&p->send_cond, &p->send_lock);
+        pthread_mutex_unlock(&p->send_lock);
+}
+
+static void end_turn(struct batch_proc *p) {
+        pthread_mutex_lock(&p->send_lock);
+        p->turn++;
+        pthread_cond_broadcast(&p->send_cond);
+        pthread_mutex_unlock(&p->send_lock);
+}
+
+/* Called without p->lock. */
+static void outbox_send(struct batch_proc *p, struct outbox *o) {
+        if (o->n == 0)
+                return;
+        wait_turn(p, o->ticket);
+        for (size_t i = 0; i < o->n; i++)
+                deliver(p, o->v[i]);
+        end_turn(p);
+        o->n = 0;
+}
+
+/* Moves the pending batch to the outbox. Called with p->lock held; the outbox has room. */
+static void cut_locked(struct batch_proc *p, struct outbox *o) {
+        if (o->n == 0)
+                o->ticket = p->next_ticket++;
+        o->v[o->n++] = p->pending;
+        p->pending = NULL;
+}
+
+/* No batching: b goes on as it is, or in pieces of max items. Used with timeout 0 and after
+ * shutdown. Returns the next consumer's error as long as nothing was sent, so that the sender
+ * can retry without duplicates; later failures are counted as dropped. */
+static int consume_direct(struct batch_proc *p, st_batch *b) {
+        struct st_batch_cursor cur = { 0 };
+        bool done = false;
+        size_t taken = 0; /* items put in pieces so far */
+
+        if (p->max == 0 || b->items <= p->max)
+                return st_consume(&p->next, b);
+        while (!done) {
+                st_batch *piece = NULL;
+                size_t before = taken, added = 0;
+                int r = st_batch_new(b->signal, &piece);
+                if (r >= 0)
+                        r = st_batch_append(piece, b, &cur, p->max, &added, &done);
+                if (r < 0) { /* out of memory: the rest of b is lost */
+                        st_batch_unref(piece);
+                        if (before == 0)
+                                return r;
+                        dropped(p, b->items - before, r);
+                        return 0;
+                }
+                taken += added;
+                r = st_consume(&p->next, piece);
+                if (r < 0 && before == 0) {
+                        st_batch_unref(piece);
+                        return r;
+                }
+                if (r < 0)
+                        dropped(p, piece->items, r);
+                st_batch_unref(piece);
+        }
+        return 0;
+}
+
+/* The first pending item's deadline passed, or shutdown. */
+static void *timer_main(void *arg) {
+        struct batch_proc *p = arg;
+        struct outbox o = { .n = 0 };
+
+        pthread_mutex_lock(&p->lock);
+        while (!p->stopping) {
+                if (!p->pending) {
+                        pthread_cond_wait(&p->timer_cond, &p->lock);
+                        continue;
+                }
+                int64_t deadline = p->pending_since + p->timeout;
+                if (st_now_ns() < deadline) {
+                        struct timespec ts = st_ns_to_timespec(deadline);
+                        pthread_cond_timedwait(&p->timer_cond, &p->lock, &ts);
+                        continue;
+                }
+                cut_locked(p, &o);
+                pthread_mutex_unlock(&p->lock);
+                outbox_send(p, &o);
+                pthread_mutex_lock(&p->lock);
+        }
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
+}
+
+static int batch_consume(void *self, st_batch *b) {
+        struct batch_proc *p = self;
+        struct st_batch_cursor cur = { 0 };
+        struct outbox o = { .n = 0 };
+        bool done = false, started = false;
+        size_t taken = 0;
+        int r = 0;
+
+        if (b->items == 0)
+                return 0;
+        if (p->timeout == 0)
+                return consume_direct(p, b);
+
+        pthread_mutex_lock(&p->lock);
+        if (p->stopping) {
+                pthread_mutex_unlock(&p->lock);
+                return consume_direct(p, b);
+        }
+        if (!p->pending && b->items >= p->size && (p->max == 0 || b->items <= p->max)) {
+                /* Already a full batch: pass it on as it is, in its turn. */
+                uint64_t ticket = p->next_ticket++;
+                pthread_mutex_unlock(&p->lock);
+                wait_turn(p, ticket);
+                r = st_consume(&p->next, b);
+                end_turn(p);
+                return r;
+        }
+
+        while (!done) {
+                size_t added = 0;
+                if (!p->pending) {
+                        r = st_batch_new(p->signal, &p->pending);
+                        if (r < 0)
+                                break;
+                        p->pending_since = st_now_ns();
+                        started = true;
+                }
+                r = st_batch_append(p->pending, b, &cur, p->max, &added, &done);
+                if (r < 0) {
+                        st_batch_recount(p->pending); /* an append that failed half-way */
+                        break;
+                }
+                taken += added;
+                /* Not done means pending is full (max, or the next metric does not fit). */
+                if (p->pending->items >= p->size || !done) {
+                        cut_locked(p, &o);
+                        if (o.n == OUTBOX_MAX && !done) {
+                                pthread_mutex_unlock(&p->lock);
+                                outbox_send(p, &o);
+                                pthread_mutex_lock(&p->lock);
+                        }
+                }
+        }
+        if (p->pending && p->pending->items == 0) {
+                st_batch_unref(p->pending); /* only empty scopes: nothing to wait for */
+                p->pending = NULL;
+        }
+        if (started && p->pending)
+                pthread_cond_signal(&p->timer_cond); /* a new first item: the timer's deadline moved */
+        pthread_mutex_unlock(&p->lock);
+        outbox_send(p, &o);
+
+        if (r < 0) {
+                /* Out of memory. Nothing taken: the sender may retry; else the rest is lost. */
+                if (taken == 0)
+                        return r;
+                dropped(p, b->items - taken, r);
+        }
+        return 0;
+}
+
+static int batch_create(const struct st_component_settings *set, const void *cfg, void **ret) {
+        const struct batch_cfg *c = cfg;
+        pthread_condattr_t ca;
+        struct batch_proc *p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->log_name = strdup(set->log_name ? set->log_name : "processor/batch");
+        if (!p->log_name) {
+                free(p);
+                return -ENOMEM;
+        }
+        p->next = set->next[set->signal];
+        p->tel = set->tel;
+        p->signal = set->signal;
+        p->size = (size_t) c->send_batch_size;
+        p->max = (size_t) c->send_batch_max_size;
+        p->timeout = c->timeout;
+        atomic_init(&p->last_warn_ns, st_now_ns() - ST_NS_PER_SEC);
+        atomic_init(&p->unlogged_drops, 0);
+        pthread_mutex_init(&p->lock, NULL);
+        pthread_mutex_init(&p->send_lock, NULL);
+        pthread_cond_init(&p->send_cond, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&p->timer_cond, &ca);
+        pthread_condattr_destroy(&ca);
+        *ret = p;
+        return 0;
+}
+
+static int batch_start(void *self) {
+        struct batch_proc *p = self;
+        int r;
+        if (p->timeout == 0)
+                return 0; /* sent after every request: no timer */
+        r = pthread_create(&p->timer, NULL, timer_main, p);
+        if (r != 0) {
+                st_error(p->log_name, "cannot start the timer thread: %s", strerror(r));
+                return -r;
+        }
+        p->timer_running = true;
+        return 0;
+}
+
+static int batch_shutdown(void *self, int64_t deadline_ns) {
+        struct batch_proc *p = self;
+        struct outbox o = { .n = 0 };
+
+        pthread_mutex_lock(&p->lock);
+        if (p->stopping) {
+                pthread_mutex_unlock(&p->lock);
+                return 0;
+        }
+        p->stopping = true;
+        pthread_cond_signal(&p->timer_cond);
+        pthread_mutex_unlock(&p->lock);
+        if (p->timer_running) {
+                pthread_join(p->timer, NULL);
+                p->timer_running = false;
+        }
+        /* What is pending goes now; the next consumer is still running (shutdown goes
+         * upstream-first), so the deadline needs no handling of its own here. */
+        pthread_mutex_lock(&p->lock);
+        if (p->pending)
+                cut_locked(p, &o);
+        pthread_mutex_unlock(&p->lock);
+        outbox_send(p, &o);
+        return 0;
+}
+
+static void batch_destroy(void *self) {
+        struct batch_proc *p = self;
+        if (!p)
+                return;
+        if (p->timer_running) {
+                pthread_mutex_lock(&p->lock);
+                p->stopping = true;
+                pthread_cond_signal(&p->timer_cond);
+                pthread_mutex_unlock(&p->lock);
+                pthread_join(p->timer, NULL);
+        }
+        if (p->pending) {
+                /* shutdown() was not called: nobody is left to send to */
+                if (p->tel)
+                        st_tel_add(&p->tel->sig[p->signal].dropped, p->pending->items);
+                st_batch_unref(p->pending);
+        }
+        pthread_cond_destroy(&p->timer_cond);
+        pthread_cond_destroy(&p->send_cond);
+        pthread_mutex_destroy(&p->send_lock);
+        pthread_mutex_destroy(&p->lock);
+        free(p->log_name);
+        free(p);
+}
+
+const struct st_factory st_processor_batch = {
+        .type = "batch",
+        .kind = ST_PROCESSOR,
+        .signals = ST_SIG_ALL,
+        .description = "coalesces batches by size and time (zero-copy)",
+        .config_size = sizeof(struct batch_cfg),
+        .config = batch_fields,
+        .validate = batch_validate,
+        .create = batch_create,
+        .start = batch_start,
+        .consume = batch_consume,
+        .shutdown = batch_shutdown,
+        .destroy = batch_destroy,
+};
