@@ -1,6 +1,8 @@
 #include "batch.h"
 
 #include <errno.h>
+
+#include "wire.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +13,7 @@ static st_batch *batch_alloc(enum st_signal s, size_t size_hint) {
         atomic_init(&b->refs, 1);
         b->signal = s;
         st_arena_init_sized(&b->arena, size_hint);
+        pthread_mutex_init(&b->lock, NULL);
         return b;
 }
 
@@ -48,6 +51,70 @@ int st_batch_unpack(enum st_signal s, const uint8_t *data, size_t len, st_batch 
         return 0;
 }
 
+int st_batch_from_wire(enum st_signal s, const uint8_t *data, size_t len, st_batch **ret) {
+        int r = st_wire_check(st_signals[s].req, data, len);
+        if (r < 0)
+                return r;
+        /* The copy is sized exactly; decoding later (if ever) grows the arena as needed. */
+        st_batch *b = batch_alloc(s, len + 64);
+        if (!b)
+                return -ENOMEM;
+        b->wire = st_arena_memdup(&b->arena, data, len);
+        if (!b->wire) {
+                st_batch_unref(b);
+                return -ENOMEM;
+        }
+        b->wire_len = len;
+        b->items = st_wire_items(s, data, len);
+        *ret = b;
+        return 0;
+}
+
+static int push_ptr(st_batch *dst, void ***v, size_t *n, size_t *cap, void *p);
+
+/* Builds b->req from its other form. Called with b->lock held. */
+static int materialize(st_batch *b) {
+        const struct st_signal_layout *L = &st_signals[b->signal];
+        if (b->wire) {
+                b->req = protobuf_c_message_unpack(L->req, st_arena_allocator(&b->arena), b->wire_len, b->wire);
+                if (!b->req)
+                        return -ENOMEM; /* the bytes were checked on the way in */
+                b->cap_res = st_req_n(b->signal, b->req);
+                return 0;
+        }
+        if (!b->concat)
+                return -EINVAL;
+        /* A merged batch: its parts' resource entries, in order, shared (not copied). */
+        ProtobufCMessage *m = st_arena_alloc(&b->arena, L->req->sizeof_message);
+        if (!m)
+                return -ENOMEM;
+        protobuf_c_message_init(L->req, m);
+        size_t cap = 0;
+        for (size_t i = 0; i < b->n_borrowed; i++) {
+                const ProtobufCMessage *pr = st_batch_req(b->borrowed[i]);
+                if (!pr)
+                        return -ENOMEM;
+                for (size_t j = 0; j < st_req_n(b->signal, pr); j++) {
+                        int r = push_ptr(b, &ST_FIELD(m, L->req_v, void **), &ST_FIELD(m, L->req_n, size_t), &cap,
+                                         st_req_v(b->signal, pr)[j]);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        b->cap_res = cap;
+        b->req = m;
+        return 0;
+}
+
+const ProtobufCMessage *st_batch_req(st_batch *b) {
+        pthread_mutex_lock(&b->lock);
+        if (!b->req && materialize(b) < 0)
+                b->req = NULL;
+        ProtobufCMessage *m = b->req;
+        pthread_mutex_unlock(&b->lock);
+        return m;
+}
+
 void st_batch_recount(st_batch *b) {
         b->items = st_request_items(b->signal, b->req);
 }
@@ -64,14 +131,33 @@ void st_batch_unref(st_batch *b) {
                 st_batch_unref(b->borrowed[i]);
         free(b->borrowed);
         st_arena_reset(&b->arena);
+        pthread_mutex_destroy(&b->lock);
         free(b);
 }
 
 size_t st_batch_packed_size(const st_batch *b) {
+        if (b->wire)
+                return b->wire_len;
+        if (b->concat) {
+                size_t n = 0;
+                for (size_t i = 0; i < b->n_borrowed; i++)
+                        n += st_batch_packed_size(b->borrowed[i]);
+                return n;
+        }
         return protobuf_c_message_get_packed_size(b->req);
 }
 
 size_t st_batch_pack(const st_batch *b, uint8_t *out) {
+        if (b->wire) {
+                memcpy(out, b->wire, b->wire_len);
+                return b->wire_len;
+        }
+        if (b->concat) {
+                size_t n = 0;
+                for (size_t i = 0; i < b->n_borrowed; i++)
+                        n += st_batch_pack(b->borrowed[i], out + n);
+                return n;
+        }
         return protobuf_c_message_pack(b->req, out);
 }
 
@@ -88,6 +174,10 @@ int st_batch_clone(const st_batch *b, st_batch **ret) {
 
 int st_batch_writable(st_batch *b, st_batch **ret) {
         if (!st_batch_shared(b)) {
+                if (!st_batch_req(b))
+                        return -ENOMEM;
+                b->wire = NULL; /* the caller is about to change the structs */
+                b->wire_len = 0;
                 *ret = st_batch_ref(b);
                 return 0;
         }
@@ -138,12 +228,41 @@ int st_batch_append(st_batch *dst, st_batch *src, struct st_batch_cursor *cur, s
 
         if (dst->signal != s)
                 return -EINVAL;
+
+        /* src fits whole and dst is a merge of whole parts (or empty): append it as a part. */
+        bool dst_empty = !dst->concat && !dst->wire && dst->n_borrowed == 0 &&
+                         (!dst->req || st_req_n(s, dst->req) == 0);
+        if (cur->res == 0 && cur->scope == 0 && cur->item == 0 && (dst->concat || dst_empty) &&
+            (max_items == 0 || dst->items + src->items <= max_items || (dst->items == 0 && src->items == 0))) {
+                r = keep_borrowed(dst, src);
+                if (r < 0)
+                        return r;
+                dst->concat = true;
+                dst->req = NULL; /* any decoded form no longer covers every part */
+                dst->items += src->items;
+                cur->res = SIZE_MAX;
+                *ret_added = src->items;
+                *ret_done = true;
+                return 0;
+        }
+        if (cur->res == SIZE_MAX) { /* appended whole before */
+                *ret_added = 0;
+                *ret_done = true;
+                return 0;
+        }
+
+        /* A cut: work on structs. dst stops being a plain merge of parts from here on. */
+        const ProtobufCMessage *src_req = st_batch_req(src);
+        if (!src_req || (!dst->req && !st_batch_req(dst)))
+                return -ENOMEM;
+        dst->concat = false;
+        dst->wire = NULL;
         r = keep_borrowed(dst, src);
         if (r < 0)
                 return r;
 
-        while (cur->res < st_req_n(s, src->req)) {
-                void *res = st_req_v(s, src->req)[cur->res];
+        while (cur->res < st_req_n(s, src_req)) {
+                void *res = st_req_v(s, src_req)[cur->res];
                 size_t n_scopes = st_res_n(s, res);
                 void *nres = NULL;
                 void **scopes = NULL;
@@ -206,6 +325,6 @@ int st_batch_append(st_batch *dst, st_batch *src, struct st_batch_cursor *cur, s
 
         dst->items += added;
         *ret_added = added;
-        *ret_done = cur->res >= st_req_n(s, src->req);
+        *ret_done = cur->res >= st_req_n(s, src_req);
         return 0;
 }

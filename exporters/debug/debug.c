@@ -205,10 +205,9 @@ static void put_metric(st_buf *out, const st_metric *m) {
         st_buf_putc(out, '\n');
 }
 
-static void render_items(st_buf *out, const st_batch *b) {
-        enum st_signal s = b->signal;
-        for (size_t i = 0; i < st_req_n(s, b->req); i++) {
-                const void *res = st_req_v(s, b->req)[i];
+static void render_items(st_buf *out, enum st_signal s, const ProtobufCMessage *req) {
+        for (size_t i = 0; i < st_req_n(s, req); i++) {
+                const void *res = st_req_v(s, req)[i];
                 for (size_t j = 0; j < st_res_n(s, res); j++) {
                         const void *sc = st_res_v(s, res)[j];
                         for (size_t k = 0; k < st_scope_n(s, sc); k++) {
@@ -227,15 +226,10 @@ static void render_items(st_buf *out, const st_batch *b) {
 /* --- the component ----------------------------------------------------------------------- */
 
 static void log_summary(const struct debug_exp *e, const st_batch *b) {
-        if (b->signal == ST_METRICS) {
-                size_t metrics = 0;
-                for (size_t i = 0; i < st_req_n(ST_METRICS, b->req); i++) {
-                        const void *res = st_req_v(ST_METRICS, b->req)[i];
-                        for (size_t j = 0; j < st_res_n(ST_METRICS, res); j++)
-                                metrics += st_scope_n(ST_METRICS, st_res_v(ST_METRICS, res)[j]);
-                }
-                st_info(e->log_name, "metrics: %zu metrics, %zu data points", metrics, b->items);
-        } else
+        /* Basic verbosity must not decode: counts come with the batch. */
+        if (b->signal == ST_METRICS)
+                st_info(e->log_name, "metrics: %zu data points", b->items);
+        else
                 st_info(e->log_name, "%s: %zu %s", st_signal_name(b->signal), b->items,
                         b->signal == ST_TRACES ? "spans" : "log records");
 }
@@ -246,10 +240,13 @@ static int debug_consume(void *self, st_batch *b) {
         int r = 0;
 
         log_summary(e, b);
-        if (e->verbosity == VERBOSITY_NORMAL)
-                render_items(&out, b);
+        const ProtobufCMessage *req = e->verbosity == VERBOSITY_BASIC ? NULL : st_batch_req(b);
+        if (e->verbosity != VERBOSITY_BASIC && !req)
+                r = -ENOMEM;
+        else if (e->verbosity == VERBOSITY_NORMAL)
+                render_items(&out, b->signal, req);
         else if (e->verbosity == VERBOSITY_DETAILED) {
-                r = st_otlp_json_encode(b->req, &out, true);
+                r = st_otlp_json_encode(req, &out, true);
                 if (r >= 0)
                         r = st_buf_putc(&out, '\n');
         }

@@ -169,7 +169,8 @@ static int write_line(struct file_exp *e, const char *line, size_t len) {
 static void file_send(void *self, st_batch *b, int64_t deadline_ns, struct st_send_result *res) {
         struct file_exp *e = self;
         st_buf line = { 0 };
-        int r = st_otlp_json_encode(b->req, &line, false);
+        const ProtobufCMessage *req = st_batch_req(b);
+        int r = req ? st_otlp_json_encode(req, &line, false) : -ENOMEM;
         if (r == -EBADMSG) {
                 res->status = ST_SEND_PERMANENT;
                 snprintf(res->message, sizeof(res->message), "cannot encode as OTLP/JSON (nested too deep)");

@@ -45,6 +45,21 @@ int st_grpc_pack_message(const ProtobufCMessage *m, grpc_byte_buffer **ret) {
         return 0;
 }
 
+int st_grpc_pack_batch(const st_batch *b, grpc_byte_buffer **ret) {
+        size_t n = st_batch_packed_size(b);
+        grpc_slice s = grpc_slice_malloc(n);
+        if (st_batch_pack(b, GRPC_SLICE_START_PTR(s)) != n) {
+                grpc_slice_unref(s);
+                return -EIO;
+        }
+        grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+        grpc_slice_unref(s);
+        if (!bb)
+                return -ENOMEM;
+        *ret = bb;
+        return 0;
+}
+
 int st_grpc_message_slice(grpc_byte_buffer *bb, grpc_slice *ret) {
         grpc_byte_buffer_reader rd;
         if (!bb || !grpc_byte_buffer_reader_init(&rd, bb))

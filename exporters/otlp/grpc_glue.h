@@ -17,12 +17,11 @@
 /* An absolute CLOCK_MONOTONIC time (st_now_ns()) as a gRPC deadline; INT64_MAX = none. */
 gpr_timespec st_grpc_deadline(int64_t deadline_ns);
 
-/* A protobuf-c message (a batch: its request) serialized once, straight into a gRPC slice
- * that the returned byte buffer owns. */
+/* A protobuf-c message serialized once, straight into a gRPC slice that the returned byte
+ * buffer owns. */
 int st_grpc_pack_message(const ProtobufCMessage *m, grpc_byte_buffer **ret);
-static inline int st_grpc_pack_batch(const st_batch *b, grpc_byte_buffer **ret) {
-        return st_grpc_pack_message(b->req, ret);
-}
+/* The same for a batch, from its cheapest form (wire bytes are copied, not re-encoded). */
+int st_grpc_pack_batch(const st_batch *b, grpc_byte_buffer **ret);
 
 /* A received message as one contiguous slice (decompressed when needed); unref it. */
 int st_grpc_message_slice(grpc_byte_buffer *bb, grpc_slice *ret);

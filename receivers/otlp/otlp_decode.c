@@ -40,7 +40,7 @@ int otlprecv_decode(enum st_signal s, enum otlprecv_encoding enc, const uint8_t 
 
         if (enc == OTLPRECV_JSON)
                 return decode_json(s, data, len, ret, err, errlen);
-        r = st_batch_unpack(s, data, len, ret);
+        r = st_batch_from_wire(s, data, len, ret); /* checked and counted; decoded only if a reader needs it */
         if (r == -EBADMSG)
                 snprintf(err, errlen, "failed to decode %s (%zu bytes)", st_signals[s].req->short_name, len);
         return r;

@@ -287,8 +287,9 @@ static inline void metric_ids(const st_metric *m, uint64_t *ids, size_t *n) {
 static inline size_t batch_ids(const st_batch *b, uint64_t *ids) {
         enum st_signal s = b->signal;
         size_t n = 0;
-        for (size_t r = 0; r < st_req_n(s, b->req); r++) {
-                void *re = st_req_v(s, b->req)[r];
+        const ProtobufCMessage *req = st_batch_req((st_batch *) b);
+        for (size_t r = 0; r < st_req_n(s, req); r++) {
+                void *re = st_req_v(s, req)[r];
                 for (size_t k = 0; k < st_res_n(s, re); k++) {
                         void *sc = st_res_v(s, re)[k];
                         for (size_t i = 0; i < st_scope_n(s, sc); i++) {
@@ -363,8 +364,9 @@ static inline void metric_lists(st_metric *m, attr_list_fn fn, void *ctx) {
 static inline size_t item_lists(st_batch *b, attr_list_fn fn, void *ctx) {
         enum st_signal s = b->signal;
         size_t lists = 0;
-        for (size_t r = 0; r < st_req_n(s, b->req); r++) {
-                void *re = st_req_v(s, b->req)[r];
+        const ProtobufCMessage *req = st_batch_req(b);
+        for (size_t r = 0; r < st_req_n(s, req); r++) {
+                void *re = st_req_v(s, req)[r];
                 for (size_t k = 0; k < st_res_n(s, re); k++) {
                         void *sc = st_res_v(s, re)[k];
                         for (size_t i = 0; i < st_scope_n(s, sc); i++) {

@@ -54,7 +54,7 @@ static st_batch *make_traces(size_t n_res, size_t n_scope, size_t n_spans) {
 }
 
 static void collect_names(const st_batch *b, char *out, size_t n) {
-        const st_traces_req *req = (const st_traces_req *) b->req;
+        const st_traces_req *req = (const st_traces_req *) st_batch_req((st_batch *) b);
         out[0] = 0;
         for (size_t i = 0; i < req->n_resource_spans; i++)
                 for (size_t j = 0; j < req->resource_spans[i]->n_scope_spans; j++)
@@ -111,7 +111,7 @@ static void writable_clones_only_when_shared(void **state) {
         assert_int_equal(st_batch_writable(b, &w), 0);
         assert_ptr_not_equal(w, b);
         ((st_traces_req *) w->req)->resource_spans[0]->scope_spans[0]->spans[0]->name = st_arena_strdup(&w->arena, "changed");
-        assert_string_equal(((st_traces_req *) b->req)->resource_spans[0]->scope_spans[0]->spans[0]->name, "r0.s0.x0");
+        assert_string_equal(((const st_traces_req *) st_batch_req(b))->resource_spans[0]->scope_spans[0]->spans[0]->name, "r0.s0.x0");
         st_batch_unref(w);
         st_batch_unref(b);
         st_batch_unref(b);
@@ -132,7 +132,7 @@ static void append_cuts_at_max_and_keeps_order(void **state) {
                 assert_int_equal(st_batch_append(dst, src, &cur, 5, &added, &done), 0);
                 assert_true(added <= 5);
                 assert_int_equal(dst->items, added);
-                assert_int_equal(st_request_items(ST_TRACES, dst->req), added);
+                assert_int_equal(st_request_items(ST_TRACES, st_batch_req(dst)), added);
                 collect_names(dst, part, sizeof(part));
                 strcat(got, part);
                 /* Each piece is a valid message on its own. */
@@ -168,7 +168,7 @@ static void append_merges_several_sources(void **state) {
                 st_batch_unref(src); /* dst keeps it alive */
         }
         assert_int_equal(dst->items, 20);
-        assert_int_equal(((st_traces_req *) dst->req)->n_resource_spans, 10);
+        assert_int_equal(((const st_traces_req *) st_batch_req(dst))->n_resource_spans, 10);
         assert_true(st_batch_shared(dst)); /* borrows memory: mutators must clone */
         st_batch *c;
         assert_int_equal(st_batch_clone(dst, &c), 0);

@@ -129,7 +129,7 @@ static size_t check_lines(const char *path, const enum st_signal *sig, st_batch 
                 if (st_otlp_json_decode(st_signals[sig[n]].req, line, (size_t) len, st_arena_allocator(&a), &m, err, sizeof(err)) < 0)
                         fail_msg("%s line %zu: %s", path, n + 1, err);
                 uint8_t *x, *y;
-                size_t nx = packed(m, &x), ny = packed(want[n]->req, &y);
+                size_t nx = packed(m, &x), ny = packed(st_batch_req(want[n]), &y);
                 assert_int_equal(nx, ny);
                 assert_memory_equal(x, y, nx);
                 free(x);

@@ -257,7 +257,7 @@ static void test_merged_roundtrip(void **state) {
                 assert_int_equal(h.cap.n, 1);
                 st_batch *m = h.cap.v[0];
                 assert_true(st_batch_shared(m)); /* it borrows: downstream mutators must clone */
-                assert_int_equal(st_req_n(s, m->req), 10);
+                assert_int_equal(st_req_n(s, st_batch_req(m)), 10);
                 st_batch *u = roundtrip(m);
                 assert_int_equal(u->items, m->items);
                 uint64_t a[64], b2[64];
@@ -267,8 +267,8 @@ static void test_merged_roundtrip(void **state) {
                         assert_int_equal(a[i], i + 1);
                         assert_int_equal(a[i], b2[i]);
                 }
-                for (size_t r = 0; r < st_req_n(s, u->req); r++) {
-                        st_resource *res = st_res_resource(s, st_req_v(s, u->req)[r]);
+                for (size_t r = 0; r < st_req_n(s, st_batch_req(u)); r++) {
+                        st_resource *res = st_res_resource(s, st_req_v(s, st_batch_req(u))[r]);
                         assert_non_null(res);
                         assert_string_equal(res->attributes[0]->value->string_value, r % 2 ? "svc1" : "svc0");
                 }

@@ -85,7 +85,7 @@ static void test_actions_all_signals(void **state) {
                 /* what goes on is a valid request, as an exporter would send it */
                 st_batch *u = roundtrip(h.cap.v[0]);
                 for (size_t r = 0; r < 3; r++)
-                        expect_actions_applied(st_res_resource(s, st_req_v(s, u->req)[r]));
+                        expect_actions_applied(st_res_resource(s, st_req_v(s, st_batch_req(u))[r]));
                 st_batch_unref(u);
                 st_batch_unref(b);
                 harness_free(&h);
@@ -109,7 +109,7 @@ static void test_shared_input_untouched(void **state) {
                 want_string(orig, "service.name", r ? "svc1" : "svc0");
                 want_string(orig, "gone", "x");
                 assert_null(attr_get(orig->attributes, orig->n_attributes, "env"));
-                expect_actions_applied(st_res_resource(ST_TRACES, st_req_v(ST_TRACES, h.cap.v[0]->req)[r]));
+                expect_actions_applied(st_res_resource(ST_TRACES, st_req_v(ST_TRACES, st_batch_req(h.cap.v[0]))[r]));
         }
         uint64_t ids[6];
         assert_int_equal(batch_ids(h.cap.v[0], ids), 6);
@@ -129,7 +129,7 @@ static void test_missing_resource(void **state) {
         st_batch *b = make_batch(ST_LOGS, 1, 1, 1, &id);
         ST_FIELD(st_req_v(ST_LOGS, b->req)[0], st_signals[ST_LOGS].res_resource, st_resource *) = NULL;
         assert_int_equal(F->consume(h.inst, b), 0);
-        st_resource *res = st_res_resource(ST_LOGS, st_req_v(ST_LOGS, h.cap.v[0]->req)[0]);
+        st_resource *res = st_res_resource(ST_LOGS, st_req_v(ST_LOGS, st_batch_req(h.cap.v[0]))[0]);
         assert_non_null(res);
         assert_int_equal(res->n_attributes, 2);
         want_string(res, "env", "prod");
@@ -144,7 +144,7 @@ static void test_missing_resource(void **state) {
         b = make_batch(ST_LOGS, 1, 1, 1, &id);
         ST_FIELD(st_req_v(ST_LOGS, b->req)[0], st_signals[ST_LOGS].res_resource, st_resource *) = NULL;
         assert_int_equal(F->consume(h.inst, b), 0);
-        assert_null(st_res_resource(ST_LOGS, st_req_v(ST_LOGS, h.cap.v[0]->req)[0]));
+        assert_null(st_res_resource(ST_LOGS, st_req_v(ST_LOGS, st_batch_req(h.cap.v[0]))[0]));
         st_batch_unref(b);
         harness_free(&h);
 }

@@ -384,7 +384,7 @@ static void test_http_protobuf(void **state) {
         assert_int_equal(x.cap[ST_TRACES].items, 3);
         assert_int_equal(x.tel.sig[ST_TRACES].accepted, 3);
         assert_int_equal(x.tel.sig[ST_TRACES].refused, 0);
-        const st_traces_req *req = (const st_traces_req *) x.cap[ST_TRACES].last->req;
+        const st_traces_req *req = (const st_traces_req *) st_batch_req(x.cap[ST_TRACES].last);
         assert_string_equal(req->resource_spans[0]->scope_spans[0]->spans[2]->name,
                             "a span with a name long enough to make the request grow");
         st_buf_free(&r.body);
@@ -417,7 +417,7 @@ static void test_http_json(void **state) {
         assert_string_equal(r.content_type, "application/json");
         assert_string_equal(st_buf_cstr(&r.body), "{}");
         assert_int_equal(x.cap[ST_TRACES].items, 2);
-        const st_traces_req *req = (const st_traces_req *) x.cap[ST_TRACES].last->req;
+        const st_traces_req *req = (const st_traces_req *) st_batch_req(x.cap[ST_TRACES].last);
         assert_string_equal(req->resource_spans[0]->scope_spans[0]->spans[1]->name, "b");
         assert_int_equal(req->resource_spans[0]->scope_spans[0]->spans[0]->trace_id.len, 16);
         st_buf_free(&r.body);

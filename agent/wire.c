@@ -1,0 +1,193 @@
+#include "wire.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+enum { WT_VARINT = 0, WT_FIXED64 = 1, WT_LEN = 2, WT_FIXED32 = 5 };
+
+static inline bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *ret) {
+        uint64_t v = 0;
+        for (unsigned shift = 0; shift < 70 && *p < end; shift += 7) {
+                uint8_t c = *(*p)++;
+                v |= (uint64_t) (c & 0x7f) << shift;
+                if (!(c & 0x80)) {
+                        *ret = v;
+                        return true;
+                }
+        }
+        return false;
+}
+
+/* One field's header and where its payload is: varints are skipped, fixed and
+ * length-delimited payloads are bounds-checked. */
+struct wire_field {
+        uint32_t num;
+        unsigned wt;
+        const uint8_t *payload;
+        size_t len;
+};
+
+static inline bool next_field(const uint8_t **p, const uint8_t *end, struct wire_field *f) {
+        uint64_t tag, v;
+        if (!read_varint(p, end, &tag) || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
+                return false;
+        f->num = (uint32_t) (tag >> 3);
+        f->wt = (unsigned) (tag & 7);
+        f->payload = *p;
+        switch (f->wt) {
+        case WT_VARINT:
+                if (!read_varint(p, end, &v))
+                        return false;
+                f->len = (size_t) (*p - f->payload);
+                return true;
+        case WT_FIXED64:
+        case WT_FIXED32: {
+                size_t n = f->wt == WT_FIXED64 ? 8 : 4;
+                if ((size_t) (end - *p) < n)
+                        return false;
+                *p += n;
+                f->len = n;
+                return true;
+        }
+        case WT_LEN:
+                if (!read_varint(p, end, &v) || v > (uint64_t) (end - *p))
+                        return false;
+                f->payload = *p;
+                f->len = (size_t) v;
+                *p += v;
+                return true;
+        default:
+                return false; /* groups and reserved wire types: protobuf-c refuses them too */
+        }
+}
+
+static bool is_varint_type(ProtobufCType t) {
+        switch (t) {
+        case PROTOBUF_C_TYPE_INT32: case PROTOBUF_C_TYPE_SINT32: case PROTOBUF_C_TYPE_UINT32:
+        case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_UINT64:
+        case PROTOBUF_C_TYPE_BOOL: case PROTOBUF_C_TYPE_ENUM:
+                return true;
+        default:
+                return false;
+        }
+}
+
+static unsigned fixed_size(ProtobufCType t) {
+        switch (t) {
+        case PROTOBUF_C_TYPE_SFIXED32: case PROTOBUF_C_TYPE_FIXED32: case PROTOBUF_C_TYPE_FLOAT:
+                return 4;
+        case PROTOBUF_C_TYPE_SFIXED64: case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_DOUBLE:
+                return 8;
+        default:
+                return 0;
+        }
+}
+
+static bool check_message(const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len, int depth) {
+        const uint8_t *end = p + len;
+        struct wire_field f;
+
+        if (depth > ST_WIRE_MAX_DEPTH)
+                return false;
+        while (p < end) {
+                if (!next_field(&p, end, &f))
+                        return false;
+                const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, f.num);
+                if (!fd)
+                        continue; /* unknown fields are kept by protobuf-c, skipped by us */
+                bool repeated = fd->label == PROTOBUF_C_LABEL_REPEATED;
+                unsigned fs = fixed_size(fd->type);
+                if (is_varint_type(fd->type)) {
+                        if (f.wt == WT_VARINT)
+                                continue;
+                        if (f.wt != WT_LEN || !repeated)
+                                return false;
+                        /* packed varints: the payload must be whole varints */
+                        const uint8_t *q = f.payload, *qe = f.payload + f.len;
+                        uint64_t v;
+                        while (q < qe)
+                                if (!read_varint(&q, qe, &v))
+                                        return false;
+                } else if (fs) {
+                        if ((fs == 8 && f.wt == WT_FIXED64) || (fs == 4 && f.wt == WT_FIXED32))
+                                continue;
+                        if (f.wt != WT_LEN || !repeated || f.len % fs)
+                                return false;
+                } else if (f.wt != WT_LEN) {
+                        return false; /* string, bytes, message */
+                } else if (fd->type == PROTOBUF_C_TYPE_MESSAGE) {
+                        if (!check_message(fd->descriptor, f.payload, f.len, depth + 1))
+                                return false;
+                }
+        }
+        return true;
+}
+
+int st_wire_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len) {
+        return check_message(desc, data, len, 0) ? 0 : -EBADMSG;
+}
+
+/* The field number of the struct member at offset in desc. */
+static uint32_t field_at(const ProtobufCMessageDescriptor *desc, size_t offset) {
+        for (unsigned i = 0; i < desc->n_fields; i++)
+                if (desc->fields[i].offset == offset)
+                        return desc->fields[i].id;
+        return 0;
+}
+
+/* Counts the repeated field `num` in a message. */
+static size_t count_field(const uint8_t *p, size_t len, uint32_t num) {
+        const uint8_t *end = p + len;
+        struct wire_field f;
+        size_t n = 0;
+        while (p < end && next_field(&p, end, &f))
+                n += f.num == num;
+        return n;
+}
+
+/* Metric: its data (gauge, sum, histogram, exponential_histogram, summary) holds the points
+ * in its field 1 (data_points) in every kind. */
+static size_t metric_points(const uint8_t *p, size_t len) {
+        const uint8_t *end = p + len;
+        struct wire_field f;
+        size_t n = 0;
+        while (p < end && next_field(&p, end, &f)) {
+                if (f.wt != WT_LEN)
+                        continue;
+                const ProtobufCFieldDescriptor *fd =
+                        protobuf_c_message_descriptor_get_field(&opentelemetry__proto__metrics__v1__metric__descriptor, f.num);
+                if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE && fd->quantifier_offset ==
+                                                                       offsetof(st_metric, data_case))
+                        n += count_field(f.payload, f.len, 1);
+        }
+        return n;
+}
+
+size_t st_wire_items(enum st_signal s, const uint8_t *data, size_t len) {
+        const struct st_signal_layout *L = &st_signals[s];
+        uint32_t req_f = field_at(L->req, L->req_v), res_f = field_at(L->resource_entry, L->res_v),
+                 scope_f = field_at(L->scope_entry, L->scope_v);
+        const uint8_t *p = data, *end = data + len;
+        struct wire_field fr, fs, fi;
+        size_t n = 0;
+
+        while (p < end && next_field(&p, end, &fr)) {
+                if (fr.num != req_f || fr.wt != WT_LEN)
+                        continue;
+                const uint8_t *q = fr.payload, *qe = fr.payload + fr.len;
+                while (q < qe && next_field(&q, qe, &fs)) {
+                        if (fs.num != res_f || fs.wt != WT_LEN)
+                                continue;
+                        if (s != ST_METRICS) {
+                                n += count_field(fs.payload, fs.len, scope_f);
+                                continue;
+                        }
+                        const uint8_t *r = fs.payload, *re = fs.payload + fs.len;
+                        while (r < re && next_field(&r, re, &fi))
+                                if (fi.num == scope_f && fi.wt == WT_LEN)
+                                        n += metric_points(fi.payload, fi.len);
+                }
+        }
+        return n;
+}

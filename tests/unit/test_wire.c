@@ -1,0 +1,307 @@
+/* Wire form: checking requests without decoding must refuse whatever protobuf-c refuses, count
+ * items exactly, and merged batches must send their parts' bytes end to end. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "batch.h"
+#include "wire.h"
+
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+
+/* A realistic traces request: attributes of every type, an event, a link, nested values. */
+static size_t make_request(uint8_t **ret, int n_spans, int seed) {
+        st_arena a;
+        st_arena_init(&a);
+        st_traces_req req;
+        opentelemetry__proto__collector__trace__v1__export_trace_service_request__init(&req);
+        st_resource_spans rs;
+        opentelemetry__proto__trace__v1__resource_spans__init(&rs);
+        st_scope_spans ss;
+        opentelemetry__proto__trace__v1__scope_spans__init(&ss);
+        st_resource res;
+        opentelemetry__proto__resource__v1__resource__init(&res);
+        st_span **spans = st_arena_alloc(&a, (size_t) n_spans * sizeof(*spans));
+        for (int i = 0; i < n_spans; i++) {
+                st_span *sp = st_arena_zalloc(&a, sizeof(*sp));
+                opentelemetry__proto__trace__v1__span__init(sp);
+                sp->name = st_arena_strdup(&a, "GET /items");
+                uint8_t tid[16], sid[8];
+                for (int k = 0; k < 16; k++)
+                        tid[k] = (uint8_t) (seed * 31 + i * 7 + k);
+                memcpy(sid, tid, 8);
+                sp->trace_id = (ProtobufCBinaryData) { 16, st_arena_memdup(&a, tid, 16) };
+                sp->span_id = (ProtobufCBinaryData) { 8, st_arena_memdup(&a, sid, 8) };
+                sp->start_time_unix_nano = 1700000000000000000ull + (uint64_t) i;
+                sp->end_time_unix_nano = sp->start_time_unix_nano + 1000;
+                sp->kind = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_SERVER;
+                sp->n_attributes = 4;
+                sp->attributes = st_arena_alloc(&a, 4 * sizeof(void *));
+                for (int k = 0; k < 4; k++) {
+                        st_key_value *kv = st_arena_zalloc(&a, sizeof(*kv));
+                        opentelemetry__proto__common__v1__key_value__init(kv);
+                        st_any_value *v = st_arena_zalloc(&a, sizeof(*v));
+                        opentelemetry__proto__common__v1__any_value__init(v);
+                        kv->key = st_arena_strdup(&a, k == 0 ? "s" : k == 1 ? "i" : k == 2 ? "d" : "b");
+                        switch (k) {
+                        case 0: v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+                                v->string_value = st_arena_strdup(&a, "value"); break;
+                        case 1: v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
+                                v->int_value = -42; break;
+                        case 2: v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
+                                v->double_value = 2.5; break;
+                        default: v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
+                                v->bool_value = 1; break;
+                        }
+                        kv->value = v;
+                        sp->attributes[k] = kv;
+                }
+                st_span_event *ev = st_arena_zalloc(&a, sizeof(*ev));
+                opentelemetry__proto__trace__v1__span__event__init(ev);
+                ev->name = st_arena_strdup(&a, "exception");
+                ev->time_unix_nano = sp->start_time_unix_nano + 5;
+                sp->n_events = 1;
+                sp->events = st_arena_alloc(&a, sizeof(void *));
+                sp->events[0] = ev;
+                spans[i] = sp;
+        }
+        ss.n_spans = (size_t) n_spans;
+        ss.spans = spans;
+        st_scope_spans *ssp = &ss;
+        rs.n_scope_spans = 1;
+        rs.scope_spans = &ssp;
+        rs.resource = &res;
+        st_resource_spans *rsp = &rs;
+        req.n_resource_spans = 1;
+        req.resource_spans = &rsp;
+        size_t n = protobuf_c_message_get_packed_size(&req.base);
+        *ret = malloc(n);
+        protobuf_c_message_pack(&req.base, *ret);
+        st_arena_reset(&a);
+        return n;
+}
+
+static void accepts_valid_and_counts(void **state) {
+        uint8_t *buf;
+        size_t n = make_request(&buf, 37, 1);
+        assert_int_equal(st_wire_check(st_signals[ST_TRACES].req, buf, n), 0);
+        assert_int_equal(st_wire_items(ST_TRACES, buf, n), 37);
+        assert_int_equal(st_wire_check(st_signals[ST_TRACES].req, buf, 0), 0); /* empty = empty request */
+        st_batch *b;
+        assert_int_equal(st_batch_from_wire(ST_TRACES, buf, n, &b), 0);
+        assert_int_equal(b->items, 37);
+        assert_null(b->req); /* not decoded until someone reads it */
+        assert_int_equal(st_request_items(ST_TRACES, st_batch_req(b)), 37);
+        /* the wire form is what gets sent: byte-identical, no re-encoding */
+        uint8_t *out = malloc(st_batch_packed_size(b));
+        assert_int_equal(st_batch_pack(b, out), n);
+        assert_memory_equal(out, buf, n);
+        free(out);
+        st_batch_unref(b);
+        free(buf);
+}
+
+static void refuses_what_protobuf_c_refuses(void **state) {
+        /* Property: for mutated inputs, whenever the check accepts, protobuf-c unpacks. */
+        uint8_t *buf;
+        size_t n = make_request(&buf, 5, 2);
+        uint8_t *m = malloc(n);
+        unsigned seed = 12345;
+        size_t accepted = 0, refused = 0;
+        for (int iter = 0; iter < 20000; iter++) {
+                memcpy(m, buf, n);
+                size_t len = n;
+                int flips = 1 + (int) (rand_r(&seed) % 3);
+                for (int f = 0; f < flips; f++) {
+                        size_t at = (size_t) rand_r(&seed) % n;
+                        m[at] = (uint8_t) rand_r(&seed);
+                }
+                if (rand_r(&seed) % 4 == 0)
+                        len = (size_t) rand_r(&seed) % n;
+                int r = st_wire_check(st_signals[ST_TRACES].req, m, len);
+                ProtobufCMessage *u = protobuf_c_message_unpack(st_signals[ST_TRACES].req, NULL, len, m);
+                if (r == 0) {
+                        if (!u)
+                                fail_msg("check accepted what protobuf-c refuses (iteration %d)", iter);
+                        accepted++;
+                } else
+                        refused++;
+                if (u)
+                        protobuf_c_message_free_unpacked(u, NULL);
+        }
+        assert_true(accepted > 100 && refused > 100); /* both sides exercised */
+        free(m);
+        free(buf);
+}
+
+static void refuses_malformed_shapes(void **state) {
+        const ProtobufCMessageDescriptor *d = st_signals[ST_TRACES].req;
+        /* field 1 (resource_spans) as a varint: wrong wire type for a message */
+        assert_int_equal(st_wire_check(d, (const uint8_t[]) { 0x08, 0x01 }, 2), -EBADMSG);
+        /* length beyond the end */
+        assert_int_equal(st_wire_check(d, (const uint8_t[]) { 0x0a, 0x05, 0x00 }, 3), -EBADMSG);
+        /* unterminated varint */
+        assert_int_equal(st_wire_check(d, (const uint8_t[]) { 0x0a, 0x80 }, 2), -EBADMSG);
+        /* group wire type, field 0 */
+        assert_int_equal(st_wire_check(d, (const uint8_t[]) { 0x0b }, 1), -EBADMSG);
+        assert_int_equal(st_wire_check(d, (const uint8_t[]) { 0x02, 0x00 }, 2), -EBADMSG);
+        /* an unknown field is skipped, as protobuf-c keeps it */
+        assert_int_equal(st_wire_check(d, (const uint8_t[]) { 0x78, 0x01, 0x7a, 0x01, 0x00 }, 5), 0);
+        /* AnyValue{array_value: ArrayValue{values: [AnyValue{...}]}}: 40 levels pass, 100 do not */
+        for (int levels = 40; levels <= 100; levels += 60) {
+                uint8_t *msg = malloc(2), *next;
+                size_t len = 2;
+                msg[0] = 0x10; /* innermost AnyValue: bool_value = 1 */
+                msg[1] = 0x01;
+                for (int i = 0; i < levels; i++)
+                        for (int tag = 0; tag < 2; tag++) { /* ArrayValue.values (1), then AnyValue.array_value (5) */
+                                next = malloc(len + 6);
+                                size_t h = 0;
+                                next[h++] = tag == 0 ? 0x0a : 0x2a;
+                                for (size_t v = len; ; v >>= 7) {
+                                        next[h++] = (uint8_t) ((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+                                        if (v <= 0x7f)
+                                                break;
+                                }
+                                memcpy(next + h, msg, len);
+                                free(msg);
+                                msg = next;
+                                len += h;
+                        }
+                assert_int_equal(st_wire_check(&opentelemetry__proto__common__v1__any_value__descriptor, msg, len),
+                                 levels * 2 < ST_WIRE_MAX_DEPTH ? 0 : -EBADMSG);
+                free(msg);
+        }
+
+}
+
+static void merged_batches_send_parts_end_to_end(void **state) {
+        uint8_t *a, *b;
+        size_t na = make_request(&a, 3, 3), nb = make_request(&b, 4, 4);
+        st_batch *ba, *bb, *dst;
+        assert_int_equal(st_batch_from_wire(ST_TRACES, a, na, &ba), 0);
+        assert_int_equal(st_batch_from_wire(ST_TRACES, b, nb, &bb), 0);
+        assert_int_equal(st_batch_new(ST_TRACES, &dst), 0);
+        struct st_batch_cursor c1 = { 0 }, c2 = { 0 };
+        size_t added;
+        bool done;
+        assert_int_equal(st_batch_append(dst, ba, &c1, 0, &added, &done), 0);
+        assert_true(done);
+        assert_int_equal(st_batch_append(dst, bb, &c2, 0, &added, &done), 0);
+        assert_int_equal(dst->items, 7);
+        assert_null(ba->req); /* merging decoded nothing */
+        assert_null(bb->req);
+        size_t n = st_batch_packed_size(dst);
+        assert_int_equal(n, na + nb);
+        uint8_t *out = malloc(n);
+        st_batch_pack(dst, out);
+        assert_memory_equal(out, a, na);
+        assert_memory_equal(out + na, b, nb);
+        /* the concatenation is one valid request holding both */
+        st_batch *back;
+        assert_int_equal(st_batch_unpack(ST_TRACES, out, n, &back), 0);
+        assert_int_equal(back->items, 7);
+        assert_int_equal(((const st_traces_req *) st_batch_req(back))->n_resource_spans, 2);
+        /* and the merged batch reads the same when decoded */
+        assert_int_equal(st_request_items(ST_TRACES, st_batch_req(dst)), 7);
+        /* a batch that must be cut falls back to structs and still keeps every item */
+        st_batch *small;
+        struct st_batch_cursor c3 = { 0 };
+        size_t total = 0;
+        done = false;
+        while (!done) {
+                assert_int_equal(st_batch_new(ST_TRACES, &small), 0);
+                assert_int_equal(st_batch_append(small, dst, &c3, 5, &added, &done), 0);
+                assert_true(added <= 5);
+                total += added;
+                st_batch_unref(small);
+        }
+        assert_int_equal(total, 7);
+        /* writable drops the wire form: after a change, the structs are the truth */
+        st_batch_unref(dst); /* dst held ba and bb */
+        st_batch *w;
+        st_batch_ref(ba);
+        assert_int_equal(st_batch_writable(ba, &w), 0);
+        assert_ptr_not_equal(w, ba); /* shared: cloned */
+        st_batch_unref(w);
+        st_batch_unref(ba);
+        assert_int_equal(st_batch_writable(ba, &w), 0);
+        assert_ptr_equal(w, ba);
+        assert_null(w->wire);
+        assert_non_null(w->req);
+        st_batch_unref(w);
+
+        free(out);
+        st_batch_unref(back);
+        st_batch_unref(ba);
+        st_batch_unref(bb);
+        free(a);
+        free(b);
+}
+
+static void metrics_points_are_counted_on_the_wire(void **state) {
+        /* ResourceMetrics{ScopeMetrics{Metric{sum{3 points}}, Metric{histogram{2 points}}}} */
+        st_metrics_req req;
+        opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__init(&req);
+        st_resource_metrics rm;
+        opentelemetry__proto__metrics__v1__resource_metrics__init(&rm);
+        st_scope_metrics sm;
+        opentelemetry__proto__metrics__v1__scope_metrics__init(&sm);
+        st_metric m1, m2;
+        opentelemetry__proto__metrics__v1__metric__init(&m1);
+        opentelemetry__proto__metrics__v1__metric__init(&m2);
+        Opentelemetry__Proto__Metrics__V1__Sum sum;
+        opentelemetry__proto__metrics__v1__sum__init(&sum);
+        Opentelemetry__Proto__Metrics__V1__Histogram hist;
+        opentelemetry__proto__metrics__v1__histogram__init(&hist);
+        st_number_point np[3], *npp[3];
+        Opentelemetry__Proto__Metrics__V1__HistogramDataPoint hp[2], *hpp[2];
+        for (int i = 0; i < 3; i++) {
+                opentelemetry__proto__metrics__v1__number_data_point__init(&np[i]);
+                npp[i] = &np[i];
+        }
+        for (int i = 0; i < 2; i++) {
+                opentelemetry__proto__metrics__v1__histogram_data_point__init(&hp[i]);
+                hpp[i] = &hp[i];
+        }
+        sum.n_data_points = 3;
+        sum.data_points = npp;
+        hist.n_data_points = 2;
+        hist.data_points = hpp;
+        m1.name = "a";
+        m1.data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM;
+        m1.sum = &sum;
+        m2.name = "b";
+        m2.data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM;
+        m2.histogram = &hist;
+        st_metric *ms[2] = { &m1, &m2 };
+        sm.n_metrics = 2;
+        sm.metrics = ms;
+        st_scope_metrics *smp = &sm;
+        rm.n_scope_metrics = 1;
+        rm.scope_metrics = &smp;
+        st_resource_metrics *rmp = &rm;
+        req.n_resource_metrics = 1;
+        req.resource_metrics = &rmp;
+        uint8_t buf[1024];
+        size_t n = protobuf_c_message_pack(&req.base, buf);
+        assert_int_equal(st_wire_check(st_signals[ST_METRICS].req, buf, n), 0);
+        assert_int_equal(st_wire_items(ST_METRICS, buf, n), 5);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(accepts_valid_and_counts),
+                cmocka_unit_test(refuses_what_protobuf_c_refuses),
+                cmocka_unit_test(refuses_malformed_shapes),
+                cmocka_unit_test(merged_batches_send_parts_end_to_end),
+                cmocka_unit_test(metrics_points_are_counted_on_the_wire),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
