@@ -9,6 +9,8 @@
 #include <grpc/grpc.h>
 #include <grpc/support/log.h>
 
+#include "grpc_glue.h"
+
 #include "clock.h"
 #include "component.h"
 #include "log.h"
@@ -23,16 +25,6 @@ static void usage(FILE *f) {
                    "       strata components [-v]          list receivers, processors and exporters (-v: their settings)\n"
                    "       strata default-config           print the embedded default config\n"
                    "       strata version\n");
-}
-
-/* gRPC core prints to stderr on its own; route it through our log with a prefix instead. */
-static void grpc_log(gpr_log_func_args *args) {
-        enum st_log_level level = args->severity == GPR_LOG_SEVERITY_ERROR ? ST_LOG_ERROR
-                                  : args->severity == GPR_LOG_SEVERITY_INFO ? ST_LOG_INFO
-                                                                            : ST_LOG_DEBUG;
-        if (level == ST_LOG_INFO)
-                level = ST_LOG_DEBUG; /* gRPC's info is chatty internals */
-        st_log(level, "grpc", "%s (%s:%d)", args->message, args->file, args->line);
 }
 
 static int load(const char *config, struct st_service **ret) {
@@ -109,7 +101,7 @@ static int cmd_run(const char *config) {
                 st_info(NULL, "pipeline %s", line);
         st_buf_free(&desc);
 
-        gpr_set_log_function(grpc_log);
+        st_grpc_route_logs(); /* gRPC core would print to stderr on its own */
         gpr_set_log_verbosity(tel->log_level == ST_LOG_DEBUG ? GPR_LOG_SEVERITY_DEBUG : GPR_LOG_SEVERITY_ERROR);
         grpc_init();
         if (tel->metrics_address && *tel->metrics_address) {

@@ -127,14 +127,6 @@ static int attributes_consume(void *self, st_batch *b) {
         return r;
 }
 
-static int attributes_start(void *self) {
-        return 0;
-}
-
-static int attributes_shutdown(void *self, int64_t deadline_ns) {
-        return 0;
-}
-
 static void attributes_destroy(void *self) {
         free(self);
 }
@@ -149,8 +141,6 @@ const struct st_factory st_processor_attributes = {
         .config = attributes_fields,
         .validate = attributes_validate,
         .create = attributes_create,
-        .start = attributes_start,
         .consume = attributes_consume,
-        .shutdown = attributes_shutdown,
         .destroy = attributes_destroy,
 };

@@ -90,14 +90,6 @@ static int resource_consume(void *self, st_batch *b) {
         return r;
 }
 
-static int resource_start(void *self) {
-        return 0;
-}
-
-static int resource_shutdown(void *self, int64_t deadline_ns) {
-        return 0;
-}
-
 static void resource_destroy(void *self) {
         free(self);
 }
@@ -112,8 +104,6 @@ const struct st_factory st_processor_resource = {
         .config = resource_fields,
         .validate = resource_validate,
         .create = resource_create,
-        .start = resource_start,
         .consume = resource_consume,
-        .shutdown = resource_shutdown,
         .destroy = resource_destroy,
 };

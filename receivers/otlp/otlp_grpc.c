@@ -214,7 +214,7 @@ static void answer(struct slot *sl) {
         if (o == OTLPRECV_RETRY_LATER) {
                 /* OTLP clients retry RESOURCE_EXHAUSTED only when the status carries a RetryInfo. */
                 st_buf st = { 0 };
-                if (otlprecv_status_pack(code, msg, OTLPRECV_RETRY_DELAY_S, &st) >= 0) {
+                if (st_rpc_status_pack(code, msg, OTLPRECV_RETRY_DELAY_S * ST_NS_PER_SEC, &st) >= 0) {
                         sl->trailer.key = grpc_slice_from_static_string("grpc-status-details-bin");
                         sl->trailer.value = grpc_slice_from_copied_buffer(st.data, st.len);
                         ops[n].data.send_status_from_server.trailing_metadata_count = 1;

@@ -211,9 +211,9 @@ static enum MHD_Result send_status(struct MHD_Connection *c, const struct reques
         int r;
 
         if (q->enc == OTLPRECV_JSON)
-                r = otlprecv_status_json(code, msg, delay, &b);
+                r = st_rpc_status_json(code, msg, delay > 0 ? delay * ST_NS_PER_SEC : -1, &b);
         else
-                r = otlprecv_status_pack(code, msg, delay, &b);
+                r = st_rpc_status_pack(code, msg, delay > 0 ? delay * ST_NS_PER_SEC : -1, &b);
         if (r < 0) {
                 st_buf_free(&b);
                 return MHD_NO;

@@ -2,6 +2,7 @@
  * decoding of request bodies, the hand-off to the pipelines, google.rpc.Status, and the gRPC
  * and HTTP servers. Nothing here is used outside receivers/otlp/ except by its unit test. */
 #pragma once
+#include "rpc_status.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -104,14 +105,6 @@ enum otlprecv_outcome otlprecv_outcome(enum st_signal s, int r, char *msg, size_
 /* Inflates a gzip or zlib ("deflate") body into a new malloc'd buffer. -EMSGSIZE when the
  * output exceeds limit bytes, -EBADMSG when the input is not valid. (otlp_inflate.c) */
 int otlprecv_inflate(const uint8_t *in, size_t n, size_t limit, uint8_t **ret, size_t *ret_len);
-
-/* --- google.rpc.Status (otlp_status.c) ---------------------------------------------------- */
-
-/* Appends a packed google.rpc.Status; with a google.rpc.RetryInfo detail when
- * retry_delay_s > 0. */
-int otlprecv_status_pack(int code, const char *message, int retry_delay_s, st_buf *out);
-/* The same Status in the protobuf JSON mapping. */
-int otlprecv_status_json(int code, const char *message, int retry_delay_s, st_buf *out);
 
 /* --- servers ---------------------------------------------------------------------------- */
 

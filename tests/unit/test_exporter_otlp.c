@@ -26,7 +26,7 @@
 #include "clock.h"
 #include "component.h"
 #include "config_map.h"
-#include "exporters/otlp/grpc_glue.h"
+#include "grpc_glue.h"
 #include "log.h"
 #include "telemetry.h"
 #include "tree.h"

@@ -13,12 +13,8 @@
 
 #include "clock.h"
 #include "log.h"
-#include "google/protobuf/any.pb-c.h"
-#include "google/protobuf/duration.pb-c.h"
-#include "google/rpc/error_details.pb-c.h"
-#include "google/rpc/status.pb-c.h"
+#include "rpc_status.h"
 
-#define RETRY_INFO_TYPE "type.googleapis.com/google.rpc.RetryInfo"
 
 gpr_timespec st_grpc_deadline(int64_t deadline_ns) {
         /* gRPC's monotonic clock need not share CLOCK_MONOTONIC's epoch: convert the time left. */
@@ -103,62 +99,20 @@ const grpc_slice *st_grpc_metadata_find(const grpc_metadata_array *md, const cha
 
 int st_grpc_retry_info(const grpc_metadata_array *trailers, int64_t *ret_delay_ns) {
         const grpc_slice *v = st_grpc_metadata_find(trailers, ST_GRPC_STATUS_DETAILS_KEY);
-        Google__Rpc__Status *st;
-        int r = 0;
-
         if (!v)
                 return 0;
-        st = google__rpc__status__unpack(NULL, GRPC_SLICE_LENGTH(*v), GRPC_SLICE_START_PTR(*v));
-        if (!st)
-                return -EBADMSG;
-        for (size_t i = 0; i < st->n_details && r == 0; i++) {
-                const Google__Protobuf__Any *any = st->details[i];
-                if (!any->type_url || strcmp(any->type_url, RETRY_INFO_TYPE) != 0)
-                        continue;
-                Google__Rpc__RetryInfo *ri = google__rpc__retry_info__unpack(NULL, any->value.len, any->value.data);
-                if (!ri) {
-                        r = -EBADMSG;
-                        break;
-                }
-                int64_t d = 0;
-                if (ri->retry_delay && ri->retry_delay->seconds >= 0 && ri->retry_delay->nanos >= 0) {
-                        /* Clamp absurd delays (a day) rather than overflow. */
-                        int64_t s = ri->retry_delay->seconds > 86400 ? 86400 : ri->retry_delay->seconds;
-                        d = s * ST_NS_PER_SEC + ri->retry_delay->nanos;
-                }
-                google__rpc__retry_info__free_unpacked(ri, NULL);
-                *ret_delay_ns = d;
-                r = 1;
-        }
-        google__rpc__status__free_unpacked(st, NULL);
-        return r;
+        return st_rpc_status_retry_delay(GRPC_SLICE_START_PTR(*v), GRPC_SLICE_LENGTH(*v), ret_delay_ns);
 }
 
 int st_grpc_status_details_retry(grpc_status_code code, const char *message, int64_t delay_ns, grpc_slice *ret) {
-        Google__Protobuf__Duration dur = GOOGLE__PROTOBUF__DURATION__INIT;
-        Google__Rpc__RetryInfo ri = GOOGLE__RPC__RETRY_INFO__INIT;
-        Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT, *details[1] = { &any };
-        Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
-        uint8_t ri_buf[64];
-
+        st_buf b = { 0 };
         if (delay_ns < 0)
                 return -EINVAL;
-        dur.seconds = delay_ns / ST_NS_PER_SEC;
-        dur.nanos = (int32_t) (delay_ns % ST_NS_PER_SEC);
-        ri.retry_delay = &dur;
-        if (google__rpc__retry_info__get_packed_size(&ri) > sizeof(ri_buf))
-                return -EINVAL;
-        any.type_url = (char *) RETRY_INFO_TYPE;
-        any.value.data = ri_buf;
-        any.value.len = google__rpc__retry_info__pack(&ri, ri_buf);
-        st.code = (int32_t) code;
-        st.message = (char *) (message ? message : "");
-        st.n_details = 1;
-        st.details = details;
-
-        grpc_slice s = grpc_slice_malloc(google__rpc__status__get_packed_size(&st));
-        google__rpc__status__pack(&st, GRPC_SLICE_START_PTR(s));
-        *ret = s;
+        int r = st_rpc_status_pack((int) code, message, delay_ns, &b);
+        if (r < 0)
+                return r;
+        *ret = grpc_slice_from_copied_buffer(b.data, b.len);
+        st_buf_free(&b);
         return 0;
 }
 

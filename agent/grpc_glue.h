@@ -1,10 +1,6 @@
-/* gRPC C-core glue that an OTLP client and an OTLP server both need: deadlines, packing a
- * batch into a byte buffer without an extra copy, reading a message back, status names,
- * google.rpc.Status/RetryInfo in `grpc-status-details-bin`, and endpoint → target.
- *
- * Lives with the OTLP exporter for now; receivers/otlp may include it ("exporters/otlp/
- * grpc_glue.h") as long as the otlp exporter is compiled in. Library-style: no logging of
- * its own. */
+/* gRPC C-core glue that OTLP clients and servers share: deadlines, packing a batch into a
+ * byte buffer, reading a message back, status names, google.rpc.Status/RetryInfo in
+ * `grpc-status-details-bin`, and endpoint → target. Library-style: no logging of its own. */
 #pragma once
 #include <grpc/grpc.h>
 #include <stdbool.h>
