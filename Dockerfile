@@ -12,9 +12,7 @@
 FROM debian:bookworm-slim AS build
 
 # The image needs the C toolchain and libraries only: no Node.js, no `npm ci` of the
-# integration tests. install-deps.sh is meant to honour STRATA_SKIP_NPM=1 (see deploy/README.md);
-# until it does, the npm step is skipped anyway because tests/ is not in this layer (the script
-# only runs `npm ci` when tests/integration/package-lock.json exists).
+# integration tests: install-deps.sh honours STRATA_SKIP_NPM=1.
 ENV STRATA_SKIP_NPM=1 \
     DEBIAN_FRONTEND=noninteractive
 
