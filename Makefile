@@ -3,7 +3,7 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 
-.PHONY: all deps build build-asan run test test-unit test-asan bench clean
+.PHONY: all deps build build-asan run test test-unit test-asan bench fuzz clean
 
 all: build
 
@@ -32,6 +32,12 @@ test-unit: build
 
 bench: build
 	./bench/run.sh $(BUILD)
+
+# Coverage-guided fuzzing (clang + libFuzzer, ASan+UBSan): every target 20 s on its seed corpus.
+fuzz:
+	CC=clang cmake -S . -B build-fuzz -DSTRATA_FUZZ=ON -DSTRATA_TESTS=OFF >/dev/null
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_all
+	./tests/fuzz/run.sh build-fuzz 20
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -16,7 +16,11 @@ const char *st_kind_name(enum st_kind k); /* "receiver" */
  * Returns 0, or:
  *   -ENOBUFS  refused for now (memory limit, full queue): the sender should retry later;
  *   -EINVAL   the data is unacceptable (permanent, not retried);
- *   other     failed; the sender may retry. */
+ *   other     failed; the sender may retry.
+ * Accounting: 0 means the consumer took the items and will count what becomes of them (sent,
+ * failed, dropped). An error means it did not keep them and counted them at most as refused;
+ * the caller decides what they become (a receiver's sender retries, `batch` counts dropped), so
+ * every item is counted once as lost. */
 struct st_consumer {
         int (*consume)(void *data, st_batch *b);
         void *data;

@@ -41,17 +41,57 @@ int st_grpc_pack_message(const ProtobufCMessage *m, grpc_byte_buffer **ret) {
         return 0;
 }
 
-int st_grpc_pack_batch(const st_batch *b, grpc_byte_buffer **ret) {
-        size_t n = st_batch_packed_size(b);
-        grpc_slice s = grpc_slice_malloc(n);
-        if (st_batch_pack(b, GRPC_SLICE_START_PTR(s)) != n) {
+static void unref_part(void *user_data) { st_batch_unref(user_data); }
+
+/* Appends b's bytes as slices: wire bytes are referenced, not copied (the slice holds a
+ * reference on the batch that owns them); a merged batch contributes its parts in order. */
+static int add_slices(const st_batch *b, grpc_slice **v, size_t *n, size_t *cap) {
+        if (b->concat && !b->wire) {
+                for (size_t i = 0; i < b->n_borrowed; i++) {
+                        int r = add_slices(b->borrowed[i], v, n, cap);
+                        if (r < 0)
+                                return r;
+                }
+                return 0;
+        }
+        if (*n == *cap) {
+                size_t ncap = *cap ? *cap * 2 : 8;
+                grpc_slice *nv = realloc(*v, ncap * sizeof(*nv));
+                if (!nv)
+                        return -ENOMEM;
+                *v = nv;
+                *cap = ncap;
+        }
+        if (b->wire) {
+                st_batch *owner = st_batch_ref((st_batch *) b);
+                (*v)[(*n)++] = grpc_slice_new_with_user_data((void *) b->wire, b->wire_len, unref_part, owner);
+                return 0;
+        }
+        size_t len = st_batch_packed_size(b);
+        grpc_slice s = grpc_slice_malloc(len);
+        if (st_batch_pack(b, GRPC_SLICE_START_PTR(s)) != len) {
                 grpc_slice_unref(s);
                 return -EIO;
         }
-        grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
-        grpc_slice_unref(s);
-        if (!bb)
-                return -ENOMEM;
+        (*v)[(*n)++] = s;
+        return 0;
+}
+
+int st_grpc_pack_batch(const st_batch *b, grpc_byte_buffer **ret) {
+        grpc_slice *v = NULL;
+        size_t n = 0, cap = 0;
+        int r = add_slices(b, &v, &n, &cap);
+        grpc_byte_buffer *bb = NULL;
+        if (r >= 0) {
+                bb = grpc_raw_byte_buffer_create(v, n); /* takes its own references */
+                if (!bb)
+                        r = -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++)
+                grpc_slice_unref(v[i]);
+        free(v);
+        if (r < 0)
+                return r;
         *ret = bb;
         return 0;
 }

@@ -16,7 +16,8 @@ gpr_timespec st_grpc_deadline(int64_t deadline_ns);
 /* A protobuf-c message serialized once, straight into a gRPC slice that the returned byte
  * buffer owns. */
 int st_grpc_pack_message(const ProtobufCMessage *m, grpc_byte_buffer **ret);
-/* The same for a batch, from its cheapest form (wire bytes are copied, not re-encoded). */
+/* The same for a batch, from its cheapest form: wire bytes are referenced by slices (no copy,
+ * no re-encoding); only decoded batches are packed. */
 int st_grpc_pack_batch(const st_batch *b, grpc_byte_buffer **ret);
 
 /* A received message as one contiguous slice (decompressed when needed); unref it. */

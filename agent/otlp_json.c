@@ -123,6 +123,8 @@ static int put_double(struct enc *e, double v, int max_precision) {
                 return put(e, "\"NaN\"", 5);
         if (isinf(v))
                 return v > 0 ? put(e, "\"Infinity\"", 10) : put(e, "\"-Infinity\"", 11);
+        if (v == 0 && signbit(v))
+                return put(e, "-0.0", 4); /* "-0" reads back as the integer 0, losing the sign */
         char tmp[40];
         int n = 0;
         for (int prec = max_precision - 2; prec <= max_precision; prec++) {
@@ -735,6 +737,21 @@ static int get_base64(struct dec *d, const char *s, size_t len, ProtobufCBinaryD
 static int dec_message(struct dec *d, const ProtobufCMessageDescriptor *desc, json_object *o, ProtobufCMessage *m,
                        int depth);
 
+/* Offset of the first byte of s that is not valid UTF-8, or n. json-c's own check only counts
+ * continuation bytes: it lets overlong forms, surrogates and values above U+10FFFF through,
+ * which a protobuf string must not hold (protobuf runtimes downstream refuse them). */
+static size_t utf8_invalid_at(const char *str, size_t n) {
+        const unsigned char *s = (const unsigned char *) str;
+        size_t i = 0;
+        while (i < n) {
+                size_t k = s[i] < 0x80 ? 1 : utf8_seq(s + i, n - i);
+                if (!k)
+                        return i;
+                i += k;
+        }
+        return n;
+}
+
 static int dec_enum(struct dec *d, const ProtobufCEnumDescriptor *ed, json_object *v, int *ret) {
         if (json_object_get_type(v) == json_type_string) {
                 const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value_by_name(ed, json_object_get_string(v));
@@ -803,7 +820,9 @@ static int dec_value(struct dec *d, const ProtobufCFieldDescriptor *f, json_obje
         case PROTOBUF_C_TYPE_STRING: {
                 if (json_object_get_type(v) != json_type_string)
                         return fail(d, "expected a string, got %s", type_name(v));
-                size_t len = (size_t) json_object_get_string_len(v);
+                size_t len = (size_t) json_object_get_string_len(v), bad = utf8_invalid_at(json_object_get_string(v), len);
+                if (bad < len)
+                        return fail(d, "invalid UTF-8 in a string at byte %zu", bad);
                 char *s = dalloc(d, len + 1);
                 if (!s)
                         return -ENOMEM;

@@ -1,16 +1,22 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 enum { WT_VARINT = 0, WT_FIXED64 = 1, WT_LEN = 2, WT_FIXED32 = 5 };
 
-static inline bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *ret) {
+/* protobuf-c reads a value varint in at most 10 bytes, a tag or a length prefix in at most 5
+ * (and refuses longer, zero-padded ones): so do we, or we would pass what it then refuses. */
+#define VARINT_MAX 10
+#define HEADER_VARINT_MAX 5
+
+static inline bool read_varint(const uint8_t **p, const uint8_t *end, unsigned max_bytes, uint64_t *ret) {
         uint64_t v = 0;
-        for (unsigned shift = 0; shift < 70 && *p < end; shift += 7) {
+        for (unsigned i = 0; i < max_bytes && *p < end; i++) {
                 uint8_t c = *(*p)++;
-                v |= (uint64_t) (c & 0x7f) << shift;
+                v |= (uint64_t) (c & 0x7f) << (7 * i);
                 if (!(c & 0x80)) {
                         *ret = v;
                         return true;
@@ -30,14 +36,14 @@ struct wire_field {
 
 static inline bool next_field(const uint8_t **p, const uint8_t *end, struct wire_field *f) {
         uint64_t tag, v;
-        if (!read_varint(p, end, &tag) || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
+        if (!read_varint(p, end, HEADER_VARINT_MAX, &tag) || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
                 return false;
         f->num = (uint32_t) (tag >> 3);
         f->wt = (unsigned) (tag & 7);
         f->payload = *p;
         switch (f->wt) {
         case WT_VARINT:
-                if (!read_varint(p, end, &v))
+                if (!read_varint(p, end, VARINT_MAX, &v))
                         return false;
                 f->len = (size_t) (*p - f->payload);
                 return true;
@@ -51,8 +57,8 @@ static inline bool next_field(const uint8_t **p, const uint8_t *end, struct wire
                 return true;
         }
         case WT_LEN:
-                if (!read_varint(p, end, &v) || v > (uint64_t) (end - *p))
-                        return false;
+                if (!read_varint(p, end, HEADER_VARINT_MAX, &v) || v > (uint64_t) (end - *p) || v > INT_MAX)
+                        return false; /* protobuf-c refuses lengths above INT_MAX too */
                 f->payload = *p;
                 f->len = (size_t) v;
                 *p += v;
@@ -84,9 +90,12 @@ static unsigned fixed_size(ProtobufCType t) {
         }
 }
 
-static bool check_message(const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len, int depth) {
+/* *merges is set when a singular message field appears twice: see st_wire_check(). */
+static bool check_message(const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len, int depth,
+                          bool *merges) {
         const uint8_t *end = p + len;
         struct wire_field f;
+        uint64_t seen = 0; /* singular message fields met, by index in desc->fields */
 
         if (depth > ST_WIRE_MAX_DEPTH)
                 return false;
@@ -107,7 +116,7 @@ static bool check_message(const ProtobufCMessageDescriptor *desc, const uint8_t 
                         const uint8_t *q = f.payload, *qe = f.payload + f.len;
                         uint64_t v;
                         while (q < qe)
-                                if (!read_varint(&q, qe, &v))
+                                if (!read_varint(&q, qe, VARINT_MAX, &v))
                                         return false;
                 } else if (fs) {
                         if ((fs == 8 && f.wt == WT_FIXED64) || (fs == 4 && f.wt == WT_FIXED32))
@@ -117,7 +126,14 @@ static bool check_message(const ProtobufCMessageDescriptor *desc, const uint8_t 
                 } else if (f.wt != WT_LEN) {
                         return false; /* string, bytes, message */
                 } else if (fd->type == PROTOBUF_C_TYPE_MESSAGE) {
-                        if (!check_message(fd->descriptor, f.payload, f.len, depth + 1))
+                        if (!repeated && !(fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
+                                size_t i = (size_t) (fd - desc->fields);
+                                uint64_t bit = i < 64 ? UINT64_C(1) << i : 0;
+                                if (!bit || (seen & bit))
+                                        *merges = true;
+                                seen |= bit;
+                        }
+                        if (!check_message(fd->descriptor, f.payload, f.len, depth + 1, merges))
                                 return false;
                 }
         }
@@ -125,7 +141,19 @@ static bool check_message(const ProtobufCMessageDescriptor *desc, const uint8_t 
 }
 
 int st_wire_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len) {
-        return check_message(desc, data, len, 0) ? 0 : -EBADMSG;
+        bool merges = false;
+        if (!check_message(desc, data, len, 0, &merges))
+                return -EBADMSG;
+        /* protobuf-c merges a singular message field given twice, and cannot merge everything
+         * (1.4.1 refuses two messages that both leave a oneof unset: a log body or an attribute
+         * value given twice, empty). Senders never do this; when one does, protobuf-c judges. */
+        if (merges) {
+                ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, data);
+                if (!m)
+                        return -EBADMSG;
+                protobuf_c_message_free_unpacked(m, NULL);
+        }
+        return 0;
 }
 
 /* The field number of the struct member at offset in desc. */
@@ -147,7 +175,9 @@ static size_t count_field(const uint8_t *p, size_t len, uint32_t num) {
 }
 
 /* Metric: its data (gauge, sum, histogram, exponential_histogram, summary) holds the points
- * in its field 1 (data_points) in every kind. */
+ * in its field 1 (data_points) in every kind. The data is a oneof: when it appears more than
+ * once, protobuf-c keeps the last one only (it frees the earlier one, even of the same kind,
+ * rather than merging), so only the last one counts. */
 static size_t metric_points(const uint8_t *p, size_t len) {
         const uint8_t *end = p + len;
         struct wire_field f;
@@ -159,7 +189,7 @@ static size_t metric_points(const uint8_t *p, size_t len) {
                         protobuf_c_message_descriptor_get_field(&opentelemetry__proto__metrics__v1__metric__descriptor, f.num);
                 if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE && fd->quantifier_offset ==
                                                                        offsetof(st_metric, data_case))
-                        n += count_field(f.payload, f.len, 1);
+                        n = count_field(f.payload, f.len, 1);
         }
         return n;
 }

@@ -8,14 +8,34 @@
 
 #define MAX_DEPTH 64
 
+/* The message, kept on one line: messages quote values from the file, and a value may hold
+ * newlines (a block or quoted scalar) or other control characters, which are escaped. */
+static void diag_message(struct st_diag *d, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void diag_message(struct st_diag *d, const char *fmt, va_list ap) {
+        st_buf msg = { 0 };
+        st_buf_vprintf(&msg, fmt, ap);
+        for (size_t i = 0; i < msg.len; i++) {
+                unsigned char c = (unsigned char) msg.data[i];
+                if (c == '\n')
+                        st_buf_puts(&d->text, "\\n");
+                else if (c == '\r')
+                        st_buf_puts(&d->text, "\\r");
+                else if ((c < 0x20 && c != '\t') || c == 0x7f)
+                        st_buf_printf(&d->text, "\\x%02x", c);
+                else
+                        st_buf_putc(&d->text, (char) c);
+        }
+        st_buf_free(&msg);
+        st_buf_putc(&d->text, '\n');
+        d->errors++;
+}
+
 void st_diag_file(struct st_diag *d, const char *file, int line, int col, const char *fmt, ...) {
         va_list ap;
         st_buf_printf(&d->text, "%s:%d:%d: ", file ? file : "<config>", line, col);
         va_start(ap, fmt);
-        st_buf_vprintf(&d->text, fmt, ap);
+        diag_message(d, fmt, ap);
         va_end(ap);
-        st_buf_putc(&d->text, '\n');
-        d->errors++;
 }
 
 void st_diag_at(struct st_diag *d, const st_node *at, const char *fmt, ...) {
@@ -23,10 +43,8 @@ void st_diag_at(struct st_diag *d, const st_node *at, const char *fmt, ...) {
         st_buf_printf(&d->text, "%s:%d:%d: ", at && at->file ? at->file : "<config>", at ? at->line : 0,
                       at ? at->col : 0);
         va_start(ap, fmt);
-        st_buf_vprintf(&d->text, fmt, ap);
+        diag_message(d, fmt, ap);
         va_end(ap);
-        st_buf_putc(&d->text, '\n');
-        d->errors++;
 }
 
 void st_diag_free(struct st_diag *d) {

@@ -256,7 +256,8 @@ static int debug_consume(void *self, st_batch *b) {
 
         if (r < 0) {
                 st_warn(e->log_name, "cannot print %zu %s: %s", b->items, st_signals[b->signal].item_name, strerror(-r));
-                st_tel_add(&e->tel->sig[b->signal].failed, b->items);
+                /* Returned to the caller, who decides what the items become: count them once, as refused. */
+                st_tel_add(&e->tel->sig[b->signal].refused, b->items);
                 return r == -EBADMSG ? -EINVAL : r;
         }
         st_tel_add(&e->tel->sig[b->signal].sent, b->items);

@@ -56,7 +56,7 @@ struct ratelimit {
         uint64_t suppressed;
 };
 
-enum outcome { OUT_SENT, OUT_FAILED, OUT_DROPPED };
+enum outcome { OUT_SENT, OUT_FAILED, OUT_DROPPED, OUT_REFUSED };
 
 struct st_exporter_helper {
         char *log_name;
@@ -160,6 +160,9 @@ static void account(struct st_exporter_helper *h, const st_batch *b, enum outcom
         case OUT_DROPPED:
                 st_tel_add(&c->dropped, items);
                 break;
+        case OUT_REFUSED:
+                st_tel_add(&c->refused, items);
+                break;
         }
 }
 
@@ -198,8 +201,10 @@ static int64_t attempt_deadline(struct st_exporter_helper *h) {
 
 /* Sends b until it is delivered, fails for good, or shutdown cuts it off; counts the outcome.
  * Returns 0 (delivered, maybe partially), -EINVAL (permanent), -EIO (retries exhausted or
- * disabled) or -ECANCELED (abandoned at shutdown). */
-static int export_batch(struct st_exporter_helper *h, st_batch *b) {
+ * disabled) or -ECANCELED (abandoned at shutdown). A synchronous caller (sync) gets the error
+ * and decides what the items become (its sender retries, or it counts them as dropped), so a
+ * failure is counted as refused here, like a full queue, not as failed or dropped a second time. */
+static int export_batch(struct st_exporter_helper *h, st_batch *b, bool sync) {
         const char *what = st_signals[b->signal].item_name;
         int64_t start = st_now_ns(), interval = h->retry.initial_interval;
         struct st_send_result res = { 0 };
@@ -210,7 +215,7 @@ static int export_batch(struct st_exporter_helper *h, st_batch *b) {
                 int64_t deadline = attempt_deadline(h), delay, now;
 
                 if (deadline < 0) {
-                        account(h, b, OUT_DROPPED, 0);
+                        account(h, b, sync ? OUT_REFUSED : OUT_DROPPED, 0);
                         LOG_LIMITED(h, &h->rl_fail, ST_LOG_ERROR,
                                     "dropping %zu %s: shutdown deadline reached after %u attempt(s)%s%s", b->items, what,
                                     attempt, attempt ? ", last error: " : "", attempt ? res.message : "");
@@ -226,13 +231,13 @@ static int export_batch(struct st_exporter_helper *h, st_batch *b) {
                         return 0;
                 }
                 if (res.status != ST_SEND_RETRY) {
-                        account(h, b, OUT_FAILED, 0);
+                        account(h, b, sync ? OUT_REFUSED : OUT_FAILED, 0);
                         LOG_LIMITED(h, &h->rl_fail, ST_LOG_ERROR, "dropping %zu %s: permanent error, not retrying: %s",
                                     b->items, what, res.message);
                         return -EINVAL;
                 }
                 if (!h->retry.enabled) {
-                        account(h, b, OUT_FAILED, 0);
+                        account(h, b, sync ? OUT_REFUSED : OUT_FAILED, 0);
                         LOG_LIMITED(h, &h->rl_fail, ST_LOG_ERROR,
                                     "dropping %zu %s: %s (retry_on_failure is disabled)", b->items, what, res.message);
                         return -EIO;
@@ -248,7 +253,7 @@ static int export_batch(struct st_exporter_helper *h, st_batch *b) {
                 now = st_now_ns();
                 fmt_duration(ebuf, sizeof(ebuf), now - start);
                 if (h->retry.max_elapsed_time > 0 && now - start + delay > h->retry.max_elapsed_time) {
-                        account(h, b, OUT_FAILED, 0);
+                        account(h, b, sync ? OUT_REFUSED : OUT_FAILED, 0);
                         LOG_LIMITED(h, &h->rl_fail, ST_LOG_ERROR,
                                     "dropping %zu %s: giving up after %u attempts over %s (max_elapsed_time), last error: %s",
                                     b->items, what, attempt, ebuf, res.message);
@@ -258,7 +263,7 @@ static int export_batch(struct st_exporter_helper *h, st_batch *b) {
                 LOG_LIMITED(h, &h->rl_retry, ST_LOG_WARN, "sending %zu %s failed (attempt %u): %s; retrying in %s",
                             b->items, what, attempt, res.message, dbuf);
                 if (!backoff_wait(h, delay < INT64_MAX - now ? now + delay : INT64_MAX)) {
-                        account(h, b, OUT_DROPPED, 0);
+                        account(h, b, sync ? OUT_REFUSED : OUT_DROPPED, 0);
                         LOG_LIMITED(h, &h->rl_fail, ST_LOG_ERROR,
                                     "dropping %zu %s: shutting down, the next retry (in %s) would miss the deadline; last error: %s",
                                     b->items, what, dbuf, res.message);
@@ -291,7 +296,7 @@ static void *worker(void *arg) {
                 atomic_store_explicit(&h->tel->queue_size, (int64_t) h->len, memory_order_relaxed);
                 pthread_mutex_unlock(&h->lock);
 
-                export_batch(h, b);
+                export_batch(h, b, false);
                 st_batch_unref(b);
 
                 pthread_mutex_lock(&h->lock);
@@ -434,7 +439,7 @@ int st_exporter_helper_consume(struct st_exporter_helper *h, st_batch *b) {
                 h->busy++;
                 pthread_mutex_unlock(&h->lock);
 
-                r = export_batch(h, b);
+                r = export_batch(h, b, true);
 
                 pthread_mutex_lock(&h->lock);
                 h->busy--;

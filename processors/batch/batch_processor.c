@@ -241,7 +241,11 @@ static int batch_consume(void *self, st_batch *b) {
                 }
                 r = st_batch_append(p->pending, b, &cur, p->max, &added, &done);
                 if (r < 0) {
-                        st_batch_recount(p->pending); /* an append that failed half-way */
+                        /* A cut that failed half-way left part of b in pending's structs:
+                         * recount them. A merge of whole requests has no structs to count and
+                         * was not changed (appending whole fails before touching it). */
+                        if (!p->pending->concat)
+                                st_batch_recount(p->pending);
                         break;
                 }
                 taken += added;

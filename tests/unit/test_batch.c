@@ -1,6 +1,7 @@
 /* Arena, batch reference counting, cloning, and zero-copy append/cut (the batch processor's
  * building block). */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -242,6 +243,56 @@ static void append_refuses_other_signal(void **state) {
         st_batch_unref(t);
 }
 
+/* A merged batch of requests kept in wire form, read by several exporters at once: each decodes
+ * it lazily (st_batch_req) or packs it, concurrently. Run it under ThreadSanitizer. */
+#define READERS 4
+static void *read_merged(void *arg) {
+        st_batch *m = arg;
+        for (int i = 0; i < 100; i++) {
+                const st_traces_req *req = (const st_traces_req *) st_batch_req(m);
+                if (!req || req->n_resource_spans != 8 || st_request_items(ST_TRACES, &req->base) != m->items)
+                        return (void *) 1;
+                size_t n = st_batch_packed_size(m);
+                uint8_t *buf = malloc(n);
+                if (!buf || st_batch_pack(m, buf) != n)
+                        return (void *) 1;
+                free(buf);
+        }
+        return NULL;
+}
+
+static void wire_merge_is_read_concurrently(void **state) {
+        st_batch *src = make_traces(1, 1, 3);
+        size_t n = st_batch_packed_size(src);
+        uint8_t *bytes = malloc(n);
+        st_batch_pack(src, bytes);
+        for (int round = 0; round < 20; round++) {
+                st_batch *m;
+                assert_int_equal(st_batch_new(ST_TRACES, &m), 0);
+                for (int i = 0; i < 8; i++) {
+                        st_batch *w;
+                        struct st_batch_cursor cur = { 0 };
+                        size_t added;
+                        bool done;
+                        assert_int_equal(st_batch_from_wire(ST_TRACES, bytes, n, &w), 0);
+                        assert_int_equal(st_batch_append(m, w, &cur, 0, &added, &done), 0);
+                        st_batch_unref(w);
+                }
+                pthread_t t[READERS];
+                for (int i = 0; i < READERS; i++)
+                        assert_int_equal(pthread_create(&t[i], NULL, read_merged, m), 0);
+                for (int i = 0; i < READERS; i++) {
+                        void *ret;
+                        pthread_join(t[i], &ret);
+                        assert_null(ret);
+                }
+                assert_int_equal(m->items, 24);
+                st_batch_unref(m);
+        }
+        free(bytes);
+        st_batch_unref(src);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(arena_allocations_are_aligned_and_counted),
@@ -251,6 +302,7 @@ int main(void) {
                 cmocka_unit_test(append_merges_several_sources),
                 cmocka_unit_test(metrics_are_cut_between_metrics),
                 cmocka_unit_test(append_refuses_other_signal),
+                cmocka_unit_test(wire_merge_is_read_concurrently),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

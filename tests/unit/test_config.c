@@ -244,6 +244,30 @@ static void empty_and_missing_files(void **state) {
         st_diag_free(&d);
 }
 
+/* Found by tests/fuzz/fuzz_config: a message quoting a value with a newline (a quoted or block
+ * scalar) broke the "one file:line:col: message line per problem" form. */
+static void diagnostics_stay_on_one_line(void **state) {
+        struct st_diag d = { 0 };
+        struct cfg c;
+        assert_int_equal(load("mode: \"lo\\nud\\r\\x01\"\nname: [x]\n", &c, &d), -EINVAL);
+        assert_int_equal(d.errors, 2);
+        const char *t = st_buf_cstr(&d.text);
+        assert_non_null(strstr(t, "test.yaml:1:7: 'mode' must be one of basic, normal, detailed, not 'lo\\nud\\r\\x01'\n"));
+        size_t lines = 0;
+        for (const char *p = t; *p; p++)
+                lines += *p == '\n';
+        assert_int_equal(lines, d.errors);
+        st_cfg_free(fields, &c);
+        st_diag_free(&d);
+        /* a block scalar key: the same through the tree's own messages */
+        st_node *root = NULL;
+        const char *y = "? |\n  a\n  b\n: 1\n? |\n  a\n  b\n: 2\n";
+        assert_int_equal(st_tree_parse_string("k.yaml", y, strlen(y), &root, &d), -EINVAL);
+        assert_string_equal(st_buf_cstr(&d.text), "k.yaml:5:3: duplicate key 'a\\nb\\n' (first at line 1)\n");
+        st_node_free(root);
+        st_diag_free(&d);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(defaults_apply),
@@ -254,6 +278,7 @@ int main(void) {
                 cmocka_unit_test(durations_and_sizes),
                 cmocka_unit_test(errorf_points_at_path),
                 cmocka_unit_test(empty_and_missing_files),
+                cmocka_unit_test(diagnostics_stay_on_one_line),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

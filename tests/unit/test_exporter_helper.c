@@ -321,7 +321,9 @@ static void test_retry_disabled(void **state) {
         assert_int_equal(st_exporter_helper_consume(h, b), -EIO);
         st_batch_unref(b);
         assert_int_equal(f.calls, 1);
-        assert_int_equal(get(&set.tel->sig[ST_TRACES].failed), 3);
+        /* synchronous: the error goes back to the caller, who decides (see below) */
+        assert_int_equal(get(&set.tel->sig[ST_TRACES].refused), 3);
+        assert_int_equal(get(&set.tel->sig[ST_TRACES].failed), 0);
         st_exporter_helper_free(h);
         fake_destroy(&f);
         free((char *) set.log_name);
@@ -370,7 +372,7 @@ static void test_max_elapsed_gives_up(void **state) {
                 sleep_ns(MS);
         assert_true(st_now_ns() - t0 < 150 * MS);
         assert_int_equal(get(&set.tel->sig[ST_TRACES].failed), 4);
-        assert_int_equal(f.calls, 4);
+        assert_int_equal(fake_calls(&f), 4); /* under the fake's lock: the worker may still run */
         assert_int_equal(st_exporter_helper_shutdown(h, st_now_ns() + ST_NS_PER_SEC), 0);
         assert_int_equal(f.calls, 4);
         assert_int_equal(get(&set.tel->sig[ST_TRACES].dropped), 0);
@@ -619,6 +621,77 @@ static void test_counters_add_up(void **state) {
         free((char *) set.log_name);
 }
 
+/* --- behind the batch processor ------------------------------------------------------------ */
+
+extern const struct st_factory st_processor_batch;
+
+static int to_helper(void *h, st_batch *b) { return st_exporter_helper_consume(h, b); }
+
+/* A batch processor (send_batch_size 4, nothing on a timer) whose next hop is h. */
+static void *batch_before(struct st_exporter_helper *h, struct st_component_telemetry *tel, void **ret_cfg) {
+        const struct st_factory *f = &st_processor_batch;
+        static const char yaml[] = "send_batch_size: 4\ntimeout: 1h\n";
+        struct st_diag d = { 0 };
+        st_node *root = NULL;
+        void *cfg = calloc(1, f->config_size), *inst = NULL;
+        assert_int_equal(st_tree_parse_string("t.yaml", yaml, sizeof(yaml) - 1, &root, &d), 0);
+        assert_int_equal(st_cfg_load(f->config, cfg, root, &d), 0);
+        st_node_free(root);
+        st_diag_free(&d);
+        struct st_component_settings set = { .id = "batch", .log_name = "processor/batch", .kind = ST_PROCESSOR,
+                                             .tel = tel, .signal = ST_TRACES };
+        set.next[ST_TRACES] = (struct st_consumer) { .consume = to_helper, .data = h };
+        assert_int_equal(f->create(&set, cfg, &inst), 0);
+        *ret_cfg = cfg;
+        return inst;
+}
+
+/* Without a queue, a batch the backend refuses for good comes back to the caller as an error,
+ * and the caller decides what it becomes (the receiver: its sender retries; the batch
+ * processor: dropped). Counting it as failed here as well counted every item twice. */
+static void test_sync_failure_counted_once(void **state) {
+        static const struct answer script[] = { { ST_SEND_PERMANENT } };
+        struct st_component_settings set = settings("otlp/sync_fail");
+        struct st_retry_config rc = fast_retry();
+        struct st_queue_config qc = { .enabled = false };
+        struct st_component_telemetry ptel = { 0 };
+        struct st_exporter_helper *h;
+        struct fake f;
+        void *cfg;
+
+        st_log_setup(ST_LOG_ERROR, ST_LOG_TEXT); /* the warnings are expected */
+        fake_init(&f, script, 1);
+        assert_int_equal(st_exporter_helper_new(&set, &rc, &qc, ST_NS_PER_SEC, fake_send, &f, &h), 0);
+        void *p = batch_before(h, &ptel, &cfg);
+        for (int i = 0; i < 2; i++) { /* 3 + 3: the second fills the batch, which goes on */
+                st_batch *b = batch_of(3);
+                assert_int_equal(st_processor_batch.consume(p, b), 0);
+                st_batch_unref(b);
+        }
+        assert_int_equal(f.calls, 1);
+        struct st_signal_counters *c = &set.tel->sig[ST_TRACES];
+        assert_int_equal(get(&c->sent) + get(&c->failed) + get(&c->dropped) + get(&ptel.sig[ST_TRACES].dropped), 6);
+        assert_int_equal(get(&ptel.sig[ST_TRACES].dropped), 6);
+        assert_int_equal(get(&c->refused), 6);
+
+        /* Straight from a receiver: the error goes back, nothing was kept. */
+        st_batch *b = batch_of(2);
+        assert_int_equal(st_exporter_helper_consume(h, b), -EINVAL);
+        st_batch_unref(b);
+        assert_int_equal(get(&c->sent) + get(&c->failed) + get(&c->dropped), 0);
+        assert_int_equal(get(&c->refused), 8);
+
+        assert_int_equal(st_processor_batch.shutdown(p, st_now_ns() + ST_NS_PER_SEC), 0);
+        st_processor_batch.destroy(p);
+        st_cfg_free(st_processor_batch.config, cfg);
+        free(cfg);
+        assert_int_equal(st_exporter_helper_shutdown(h, st_now_ns() + ST_NS_PER_SEC), 0);
+        st_exporter_helper_free(h);
+        fake_destroy(&f);
+        free((char *) set.log_name);
+        st_log_setup(ST_LOG_DEBUG, ST_LOG_TEXT);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_config_defaults, setup, teardown),
@@ -636,6 +709,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_queue_disabled_is_synchronous, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_partial_success, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_counters_add_up, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sync_failure_counted_once, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

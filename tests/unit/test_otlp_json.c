@@ -2,6 +2,7 @@
  * ids, 64-bit integers as strings, enums by number or name, oneofs written when set) and
  * every error path. */
 #include <errno.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -419,6 +420,58 @@ static void test_errors(void **state) {
         }
 }
 
+/* Found by tests/fuzz/fuzz_otlp_json: json-c's UTF-8 check lets overlong forms, surrogates and
+ * code points above U+10FFFF through; such a string was accepted, then forwarded as protobuf
+ * that other OTLP implementations refuse (and re-encoded with U+FFFD, so not round-tripping). */
+static void test_invalid_utf8(void **state) {
+        (void) state;
+        static const char *const bad[] = {
+                "\xc1\xa9",         /* overlong 'i' */
+                "\xe0\x80\xaf",    /* overlong '/' */
+                "\xed\xa0\x80",    /* UTF-16 surrogate U+D800 */
+                "\xf4\x90\x80\x80", /* U+110000 */
+        };
+        char json[256];
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                snprintf(json, sizeof(json), "{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":[{\"body\":"
+                         "{\"stringValue\":\"ok %s\"}}]}]}]}", bad[i]);
+                struct decoded d;
+                int r = decode(&d, LOGS_REQ, json);
+                if (r != -EBADMSG || !strstr(d.err, "logRecords[0].body.stringValue: invalid UTF-8 in a string at byte 3"))
+                        fail_msg("case %zu: r=%d err \"%s\"", i, r, d.err);
+                st_arena_reset(&d.arena);
+        }
+        /* valid UTF-8, raw and escaped (a surrogate pair), is kept as it is */
+        struct decoded d;
+        assert_int_equal(decode(&d, LOGS_REQ, "{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":[{\"severityText\":"
+                                              "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\\ud83d\\ude00\"}]}]}]}"), 0);
+        const st_logs_req *req = (const st_logs_req *) d.m;
+        assert_string_equal(req->resource_logs[0]->scope_logs[0]->log_records[0]->severity_text,
+                            "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xf0\x9f\x98\x80");
+        st_arena_reset(&d.arena);
+}
+
+/* Found by tests/fuzz/fuzz_otlp_json: -0.0 was written as -0, which JSON parsers read as the
+ * integer 0, so the sign was lost on the way back. */
+static void test_negative_zero(void **state) {
+        (void) state;
+        char *out = round_trip(METRICS_REQ, "{\"resourceMetrics\":[{\"scopeMetrics\":[{\"metrics\":[{\"histogram\":"
+                                            "{\"dataPoints\":[{\"sum\":-0.0,\"min\":0,\"explicitBounds\":[-0.0]}]}}]}]}]}");
+        assert_contains(out, "\"sum\":-0.0,");
+        assert_contains(out, "\"explicitBounds\":[-0.0]");
+        assert_contains(out, "\"min\":0}");
+        struct decoded d;
+        assert_int_equal(decode(&d, METRICS_REQ, out), 0);
+        const st_metrics_req *req = (const st_metrics_req *) d.m;
+        const Opentelemetry__Proto__Metrics__V1__HistogramDataPoint *p =
+                req->resource_metrics[0]->scope_metrics[0]->metrics[0]->histogram->data_points[0];
+        assert_true(p->sum == 0 && signbit(p->sum));
+        assert_true(p->explicit_bounds[0] == 0 && signbit(p->explicit_bounds[0]));
+        assert_true(p->min == 0 && !signbit(p->min));
+        st_arena_reset(&d.arena);
+        free(out);
+}
+
 /* AnyValue arrays nested n deep. */
 static char *nested_doc(int n) {
         st_buf b = { 0 };
@@ -525,6 +578,8 @@ int main(void) {
                 cmocka_unit_test(test_errors),
                 cmocka_unit_test(test_depth),
                 cmocka_unit_test(test_length_bound),
+                cmocka_unit_test(test_invalid_utf8),
+                cmocka_unit_test(test_negative_zero),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

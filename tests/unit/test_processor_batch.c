@@ -352,6 +352,42 @@ static void test_destroy_pending(void **state) {
         F->destroy(NULL);
 }
 
+/* A request in wire form, as the OTLP receiver makes them. */
+static st_batch *wire_batch(enum st_signal s, size_t n_items, uint64_t *id) {
+        st_batch *b = make_batch(s, 1, 1, n_items, id), *w;
+        size_t n = st_batch_packed_size(b);
+        uint8_t *buf = malloc(n);
+        assert_non_null(buf);
+        st_batch_pack(b, buf);
+        assert_int_equal(st_batch_from_wire(s, buf, n, &w), 0);
+        free(buf);
+        st_batch_unref(b);
+        return w;
+}
+
+/* An append that fails (decoding a request to cut it failed: out of memory) while the pending
+ * batch is a merge of whole requests: nothing is taken, the sender hears it, and what was
+ * pending is intact. (The pending merge has no decoded form to recount: it used to crash.) */
+static void test_failed_cut_keeps_pending(void **state) {
+        struct harness h;
+        uint64_t id = 1;
+        harness_init(&h, F, ST_TRACES, "send_batch_size: 10\nsend_batch_max_size: 10\ntimeout: 1h\n");
+        st_batch *a = wire_batch(ST_TRACES, 3, &id);
+        assert_int_equal(F->consume(h.inst, a), 0); /* pending: a, whole, still in wire form */
+        st_batch_unref(a);
+        st_batch *b = wire_batch(ST_TRACES, 9, &id); /* 3 + 9 > 10: must be cut, so decoded */
+        ((uint8_t *) b->wire)[0] = 0x0b;             /* field 1 as a group: protobuf-c refuses it */
+        assert_null(st_batch_req(b));                /* what an allocation failure looks like */
+        assert_int_equal(F->consume(h.inst, b), -ENOMEM);
+        st_batch_unref(b);
+        assert_int_equal(h.tel.sig[ST_TRACES].dropped, 0);
+        assert_int_equal(F->shutdown(h.inst, 0), 0);
+        assert_int_equal(h.cap.n, 1);
+        assert_int_equal(h.cap.v[0]->items, 3);
+        expect_ids_in_order(&h.cap, 1, 3);
+        harness_free(&h);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defaults),
@@ -368,6 +404,7 @@ int main(void) {
                 cmocka_unit_test(test_merged_roundtrip),
                 cmocka_unit_test(test_concurrent_order),
                 cmocka_unit_test(test_destroy_pending),
+                cmocka_unit_test(test_failed_cut_keeps_pending),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -295,6 +295,86 @@ static void metrics_points_are_counted_on_the_wire(void **state) {
         assert_int_equal(st_wire_items(ST_METRICS, buf, n), 5);
 }
 
+/* Checks against protobuf-c: the wire check accepts exactly when protobuf-c unpacks (for
+ * these inputs), and counts the items protobuf-c decodes. */
+static void expect_like_protobuf_c(enum st_signal s, const uint8_t *d, size_t n, bool ok, size_t items) {
+        ProtobufCMessage *u = protobuf_c_message_unpack(st_signals[s].req, NULL, n, d);
+        assert_int_equal(u != NULL, ok);
+        assert_int_equal(st_wire_check(st_signals[s].req, d, n), ok ? 0 : -EBADMSG);
+        if (!ok)
+                return;
+        assert_int_equal(st_request_items(s, u), items);
+        assert_int_equal(st_wire_items(s, d, n), items);
+        protobuf_c_message_free_unpacked(u, NULL);
+        st_batch *b;
+        assert_int_equal(st_batch_from_wire(s, d, n, &b), 0);
+        assert_int_equal(b->items, items);
+        assert_non_null(st_batch_req(b));
+        st_batch_unref(b);
+}
+
+/* Found by tests/fuzz/fuzz_wire: protobuf-c reads a tag or a length prefix in at most 5 bytes,
+ * so a longer zero-padded one passed the check and failed to decode later. */
+static void refuses_long_tag_and_length_varints(void **state) {
+        /* field 1 (resource_spans), LEN, empty; the tag padded to 5 bytes, then 6 */
+        expect_like_protobuf_c(ST_TRACES, (const uint8_t[]) { 0x8a, 0x80, 0x80, 0x80, 0x00, 0x00 }, 6, true, 0);
+        expect_like_protobuf_c(ST_TRACES, (const uint8_t[]) { 0x8a, 0x80, 0x80, 0x80, 0x80, 0x00, 0x00 }, 7, false, 0);
+        /* the same with the length padded */
+        expect_like_protobuf_c(ST_TRACES, (const uint8_t[]) { 0x0a, 0x80, 0x80, 0x80, 0x80, 0x00 }, 6, true, 0);
+        expect_like_protobuf_c(ST_TRACES, (const uint8_t[]) { 0x0a, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00 }, 7, false, 0);
+        /* an unknown field (1000) is no exception */
+        expect_like_protobuf_c(ST_TRACES, (const uint8_t[]) { 0xc2, 0x3e, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00 }, 8, false, 0);
+        /* value varints still take up to 10 bytes: unknown field 15, varint 1 padded to 10, 11 */
+        expect_like_protobuf_c(ST_TRACES, (const uint8_t[]) { 0x78, 0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00 },
+                               11, true, 0);
+        expect_like_protobuf_c(ST_TRACES,
+                               (const uint8_t[]) { 0x78, 0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00 }, 12,
+                               false, 0);
+}
+
+/* Found by tests/fuzz/fuzz_wire: a metric whose data (a oneof) appears twice was counted twice;
+ * protobuf-c keeps only the last one. */
+static void metric_data_oneof_counts_the_last(void **state) {
+        /* request{resource_metrics{scope_metrics{metric{gauge{1 point}, X{2 points}}}}} */
+        uint8_t d[] = { 0x0a, 0x0e, 0x12, 0x0c, 0x12, 0x0a, 0x2a, 0x02, 0x0a, 0x00, 0x00, 0x04, 0x0a, 0x00, 0x0a, 0x00 };
+        d[10] = 0x3a; /* sum */
+        expect_like_protobuf_c(ST_METRICS, d, sizeof(d), true, 2);
+        d[10] = 0x2a; /* gauge again: replaced, not merged */
+        expect_like_protobuf_c(ST_METRICS, d, sizeof(d), true, 2);
+        /* and the other way round: 2 points, then 1 */
+        uint8_t e[] = { 0x0a, 0x0e, 0x12, 0x0c, 0x12, 0x0a, 0x5a, 0x04, 0x0a, 0x00, 0x0a, 0x00, 0x4a, 0x02, 0x0a, 0x00 };
+        expect_like_protobuf_c(ST_METRICS, e, sizeof(e), true, 1); /* summary, then histogram */
+}
+
+/* A logs request holding one log record with the given bytes (all lengths < 128). */
+static size_t logs_request(uint8_t *out, const uint8_t *record, size_t n) {
+        size_t scope = n + 2, res = scope + 2;
+        uint8_t head[] = { 0x0a, (uint8_t) res, 0x12, (uint8_t) scope, 0x12, (uint8_t) n };
+        memcpy(out, head, sizeof(head));
+        memcpy(out + sizeof(head), record, n);
+        return sizeof(head) + n;
+}
+
+/* Found by tests/fuzz/fuzz_wire: protobuf-c merges a singular message field given twice, and
+ * 1.4.1 cannot merge two messages that both leave a oneof unset, so it refuses such input. */
+static void singular_message_twice_as_protobuf_c(void **state) {
+        uint8_t req[64];
+        /* body (an AnyValue) twice, empty both times: refused */
+        expect_like_protobuf_c(ST_LOGS, req, logs_request(req, (const uint8_t[]) { 0x2a, 0x00, 0x2a, 0x00 }, 4), false, 0);
+        /* body{stringValue "a"} then an empty body, and the other way round: merged */
+        expect_like_protobuf_c(ST_LOGS, req,
+                               logs_request(req, (const uint8_t[]) { 0x2a, 0x03, 0x0a, 0x01, 0x61, 0x2a, 0x00 }, 7), true, 1);
+        expect_like_protobuf_c(ST_LOGS, req,
+                               logs_request(req, (const uint8_t[]) { 0x2a, 0x00, 0x2a, 0x03, 0x0a, 0x01, 0x61 }, 7), true, 1);
+        /* an attribute {key "k", value {}, value {}}: refused */
+        expect_like_protobuf_c(ST_LOGS, req,
+                               logs_request(req, (const uint8_t[]) { 0x32, 0x07, 0x0a, 0x01, 0x6b, 0x12, 0x00, 0x12, 0x00 }, 9),
+                               false, 0);
+        /* a resource given twice holds no oneof: merged */
+        uint8_t two_res[] = { 0x0a, 0x04, 0x0a, 0x00, 0x0a, 0x00 };
+        expect_like_protobuf_c(ST_LOGS, two_res, sizeof(two_res), true, 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(accepts_valid_and_counts),
@@ -302,6 +382,9 @@ int main(void) {
                 cmocka_unit_test(refuses_malformed_shapes),
                 cmocka_unit_test(merged_batches_send_parts_end_to_end),
                 cmocka_unit_test(metrics_points_are_counted_on_the_wire),
+                cmocka_unit_test(refuses_long_tag_and_length_varints),
+                cmocka_unit_test(metric_data_oneof_counts_the_last),
+                cmocka_unit_test(singular_message_twice_as_protobuf_c),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
