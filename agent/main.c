@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <grpc/grpc.h>
 #include <grpc/support/log.h>
@@ -14,6 +15,7 @@
 #include "clock.h"
 #include "component.h"
 #include "log.h"
+#include "malloc_tune.h"
 #include "service.h"
 
 extern const char st_default_config[];
@@ -75,6 +77,9 @@ static int cmd_components(bool verbose) {
         return 0;
 }
 
+/* How often the idle main thread gives free heap memory back to the kernel. */
+#define MALLOC_RELEASE_PERIOD_S 5
+
 static int cmd_run(const char *config) {
         struct st_service *s = NULL;
         sigset_t set;
@@ -87,6 +92,7 @@ static int cmd_run(const char *config) {
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         signal(SIGPIPE, SIG_IGN);
 
+        st_malloc_configure();
         if (load(config, &s) < 0) {
                 fprintf(stderr, "strata: not starting: invalid config\n");
                 return 1;
@@ -120,8 +126,15 @@ static int cmd_run(const char *config) {
         st_tel_set_healthy(true);
         st_info(NULL, "running; SIGTERM or SIGINT stops");
 
-        while (sigwait(&set, &sig) != 0)
-                ;
+        /* The main thread has nothing else to do: between signals it returns free memory. */
+        for (;;) {
+                struct timespec period = { .tv_sec = MALLOC_RELEASE_PERIOD_S };
+                sig = sigtimedwait(&set, NULL, &period);
+                if (sig > 0)
+                        break;
+                if (errno == EAGAIN)
+                        st_malloc_release();
+        }
         st_tel_set_healthy(false);
         st_info(NULL, "%s: stopping, draining for up to %.1fs", strsignal(sig),
                 (double) st_service_shutdown_timeout(s) / 1e9);

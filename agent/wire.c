@@ -3,7 +3,10 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 enum { WT_VARINT = 0, WT_FIXED64 = 1, WT_LEN = 2, WT_FIXED32 = 5 };
 
@@ -90,27 +93,156 @@ static unsigned fixed_size(ProtobufCType t) {
         }
 }
 
+/* --- check plans ------------------------------------------------------------------------------
+ * What the check needs of a field, flattened from protobuf-c's descriptors into a table indexed
+ * by field number: protobuf_c_message_descriptor_get_field() (a binary search over ranges) and
+ * the type switches were a third of the pass-through CPU. Plans are built once per message
+ * type, on first use, for the whole tree of types reachable from it (OTLP's AnyValue makes it
+ * a graph), and published on a lock-free list so that checks never take a lock. */
+
+#define PLAN_DIRECT 32 /* field numbers below this have a table slot; OTLP's all do */
+
+enum field_kind { FK_UNKNOWN = 0, FK_VARINT, FK_FIXED32, FK_FIXED64, FK_BYTES, FK_MESSAGE };
+
+struct field_plan {
+        uint8_t kind;          /* enum field_kind */
+        bool repeated;
+        int16_t singular_msg;  /* index in the descriptor's fields of a singular, non-oneof
+                                * message field (protobuf-c merges repeats of it); else -1 */
+        const struct msg_plan *sub;
+};
+
+struct msg_plan {
+        const ProtobufCMessageDescriptor *desc;
+        struct field_plan direct[PLAN_DIRECT];
+        struct field_plan *by_index; /* all fields, in desc->fields order, for numbers >= PLAN_DIRECT */
+        struct msg_plan *next;
+};
+
+static _Atomic(struct msg_plan *) plans;
+static pthread_mutex_t plans_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct msg_plan *plan_find(struct msg_plan *head, const ProtobufCMessageDescriptor *desc) {
+        for (struct msg_plan *m = head; m; m = m->next)
+                if (m->desc == desc)
+                        return m;
+        return NULL;
+}
+
+static void plan_free_list(struct msg_plan *m) {
+        while (m) {
+                struct msg_plan *next = m->next;
+                free(m->by_index);
+                free(m);
+                m = next;
+        }
+}
+
+/* Adds plans for desc and every message type under it that neither *published nor *building
+ * has; sub pointers are filled by plan_link() once all exist. */
+static int plan_collect(const ProtobufCMessageDescriptor *desc, struct msg_plan *published, struct msg_plan **building) {
+        if (plan_find(published, desc) || plan_find(*building, desc))
+                return 0;
+        struct msg_plan *m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->desc = desc;
+        m->by_index = calloc(desc->n_fields ? desc->n_fields : 1, sizeof(*m->by_index));
+        m->next = *building;
+        *building = m;
+        if (!m->by_index)
+                return -ENOMEM;
+        for (unsigned i = 0; i < desc->n_fields; i++) {
+                const ProtobufCFieldDescriptor *fd = &desc->fields[i];
+                struct field_plan *fp = &m->by_index[i];
+                fp->repeated = fd->label == PROTOBUF_C_LABEL_REPEATED;
+                fp->singular_msg = -1;
+                unsigned fs = fixed_size(fd->type);
+                if (is_varint_type(fd->type))
+                        fp->kind = FK_VARINT;
+                else if (fs)
+                        fp->kind = fs == 4 ? FK_FIXED32 : FK_FIXED64;
+                else if (fd->type == PROTOBUF_C_TYPE_MESSAGE) {
+                        fp->kind = FK_MESSAGE;
+                        if (!fp->repeated && !(fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+                                fp->singular_msg = (int16_t) (i < INT16_MAX ? i : INT16_MAX);
+                        int r = plan_collect(fd->descriptor, published, building);
+                        if (r < 0)
+                                return r;
+                } else
+                        fp->kind = FK_BYTES; /* string, bytes */
+        }
+        return 0;
+}
+
+static void plan_link(struct msg_plan *building, struct msg_plan *published) {
+        for (struct msg_plan *m = building; m; m = m->next) {
+                for (unsigned i = 0; i < m->desc->n_fields; i++) {
+                        const ProtobufCFieldDescriptor *fd = &m->desc->fields[i];
+                        struct field_plan *fp = &m->by_index[i];
+                        if (fp->kind == FK_MESSAGE) {
+                                fp->sub = plan_find(building, fd->descriptor);
+                                if (!fp->sub)
+                                        fp->sub = plan_find(published, fd->descriptor);
+                        }
+                        if (fd->id < PLAN_DIRECT)
+                                m->direct[fd->id] = *fp;
+                }
+        }
+}
+
+static const struct msg_plan *plan_get(const ProtobufCMessageDescriptor *desc) {
+        struct msg_plan *m = plan_find(atomic_load_explicit(&plans, memory_order_acquire), desc);
+        if (m)
+                return m;
+        pthread_mutex_lock(&plans_lock);
+        struct msg_plan *published = atomic_load_explicit(&plans, memory_order_relaxed), *building = NULL;
+        m = plan_find(published, desc);
+        if (!m) {
+                if (plan_collect(desc, published, &building) < 0) {
+                        plan_free_list(building);
+                } else {
+                        plan_link(building, published);
+                        m = plan_find(building, desc);
+                        struct msg_plan *tail = building;
+                        while (tail->next)
+                                tail = tail->next;
+                        tail->next = published;
+                        atomic_store_explicit(&plans, building, memory_order_release);
+                }
+        }
+        pthread_mutex_unlock(&plans_lock);
+        return m;
+}
+
+static const struct field_plan *plan_field(const struct msg_plan *m, uint32_t num) {
+        if (num < PLAN_DIRECT)
+                return &m->direct[num];
+        const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(m->desc, num);
+        return fd ? &m->by_index[fd - m->desc->fields] : NULL;
+}
+
 /* *merges is set when a singular message field appears twice: see st_wire_check(). */
-static bool check_message(const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len, int depth,
-                          bool *merges) {
+static bool check_message(const struct msg_plan *m, const uint8_t *p, size_t len, int depth, bool *merges) {
         const uint8_t *end = p + len;
         struct wire_field f;
-        uint64_t seen = 0; /* singular message fields met, by index in desc->fields */
+        uint64_t seen = 0; /* singular message fields met, by index in the descriptor's fields */
 
         if (depth > ST_WIRE_MAX_DEPTH)
                 return false;
         while (p < end) {
                 if (!next_field(&p, end, &f))
                         return false;
-                const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, f.num);
-                if (!fd)
+                const struct field_plan *fp = plan_field(m, f.num);
+                if (!fp)
+                        continue;
+                switch ((enum field_kind) fp->kind) {
+                case FK_UNKNOWN:
                         continue; /* unknown fields are kept by protobuf-c, skipped by us */
-                bool repeated = fd->label == PROTOBUF_C_LABEL_REPEATED;
-                unsigned fs = fixed_size(fd->type);
-                if (is_varint_type(fd->type)) {
+                case FK_VARINT:
                         if (f.wt == WT_VARINT)
                                 continue;
-                        if (f.wt != WT_LEN || !repeated)
+                        if (f.wt != WT_LEN || !fp->repeated)
                                 return false;
                         /* packed varints: the payload must be whole varints */
                         const uint8_t *q = f.payload, *qe = f.payload + f.len;
@@ -118,40 +250,52 @@ static bool check_message(const ProtobufCMessageDescriptor *desc, const uint8_t 
                         while (q < qe)
                                 if (!read_varint(&q, qe, VARINT_MAX, &v))
                                         return false;
-                } else if (fs) {
+                        continue;
+                case FK_FIXED32:
+                case FK_FIXED64: {
+                        unsigned fs = fp->kind == FK_FIXED32 ? 4 : 8;
                         if ((fs == 8 && f.wt == WT_FIXED64) || (fs == 4 && f.wt == WT_FIXED32))
                                 continue;
-                        if (f.wt != WT_LEN || !repeated || f.len % fs)
+                        if (f.wt != WT_LEN || !fp->repeated || f.len % fs)
                                 return false;
-                } else if (f.wt != WT_LEN) {
-                        return false; /* string, bytes, message */
-                } else if (fd->type == PROTOBUF_C_TYPE_MESSAGE) {
-                        if (!repeated && !(fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
-                                size_t i = (size_t) (fd - desc->fields);
-                                uint64_t bit = i < 64 ? UINT64_C(1) << i : 0;
+                        continue;
+                }
+                case FK_BYTES:
+                        if (f.wt != WT_LEN)
+                                return false;
+                        continue;
+                case FK_MESSAGE:
+                        if (f.wt != WT_LEN)
+                                return false;
+                        if (fp->singular_msg >= 0) {
+                                uint64_t bit = fp->singular_msg < 64 ? UINT64_C(1) << fp->singular_msg : 0;
                                 if (!bit || (seen & bit))
                                         *merges = true;
                                 seen |= bit;
                         }
-                        if (!check_message(fd->descriptor, f.payload, f.len, depth + 1, merges))
+                        if (!check_message(fp->sub, f.payload, f.len, depth + 1, merges))
                                 return false;
+                        continue;
                 }
         }
         return true;
 }
 
 int st_wire_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len) {
+        const struct msg_plan *m = plan_get(desc);
         bool merges = false;
-        if (!check_message(desc, data, len, 0, &merges))
+        if (!m)
+                return -ENOMEM;
+        if (!check_message(m, data, len, 0, &merges))
                 return -EBADMSG;
         /* protobuf-c merges a singular message field given twice, and cannot merge everything
          * (1.4.1 refuses two messages that both leave a oneof unset: a log body or an attribute
          * value given twice, empty). Senders never do this; when one does, protobuf-c judges. */
         if (merges) {
-                ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, data);
-                if (!m)
+                ProtobufCMessage *msg = protobuf_c_message_unpack(desc, NULL, len, data);
+                if (!msg)
                         return -EBADMSG;
-                protobuf_c_message_free_unpacked(m, NULL);
+                protobuf_c_message_free_unpacked(msg, NULL);
         }
         return 0;
 }

@@ -13,7 +13,8 @@
 
 /* Returns 0 when data is a well-formed encoding of desc, recursively (wire types match the
  * fields, lengths and varints are complete, packed arrays are whole), i.e. when protobuf-c
- * would unpack it; -EBADMSG otherwise. Nesting deeper than ST_WIRE_MAX_DEPTH is refused. */
+ * would unpack it; -EBADMSG otherwise, -ENOMEM when the first check of a message type cannot
+ * build its field table. Nesting deeper than ST_WIRE_MAX_DEPTH is refused. Thread-safe. */
 #define ST_WIRE_MAX_DEPTH 64
 int st_wire_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len);
 

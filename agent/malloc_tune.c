@@ -1,0 +1,32 @@
+#include "malloc_tune.h"
+
+#include <malloc.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* Above max_recv_msg_size's default (4 MiB) and a full default batch, so that the buffers of
+ * the hot path come from the heap and are reused. */
+#define MMAP_THRESHOLD (16u << 20)
+/* Freed memory kept at the top of a heap before glibc trims it on its own. */
+#define TRIM_THRESHOLD (64u << 20)
+
+static bool user_tuned;
+
+void st_malloc_configure(void) {
+        const char *t = getenv("GLIBC_TUNABLES");
+        if (t && strstr(t, "glibc.malloc.")) {
+                user_tuned = true;
+                st_debug(NULL, "malloc: GLIBC_TUNABLES sets glibc.malloc.*, leaving malloc as configured");
+                return;
+        }
+        if (mallopt(M_MMAP_THRESHOLD, (int) MMAP_THRESHOLD) != 1 || mallopt(M_TRIM_THRESHOLD, (int) TRIM_THRESHOLD) != 1)
+                st_debug(NULL, "malloc: mallopt refused the thresholds, ignoring");
+}
+
+void st_malloc_release(void) {
+        if (!user_tuned)
+                malloc_trim(0);
+}
