@@ -4,6 +4,10 @@
 #   docker run --rm -p 4317:4317 -p 4318:4318 -p 8888:8888 strata
 #   docker run --rm -v "$PWD/my.yaml:/etc/strata/config.yaml:ro" -p 4317:4317 strata
 #
+# The build stage compiles the BPF programs against the BTF of the kernel it builds on
+# (/sys/kernel/btf/vmlinux, visible in `docker build`); CO-RE relocates them to the kernel that
+# runs them. Without BTF there, pass --build-arg CMAKE_ARGS=-DSTRATA_VMLINUX_H=... or
+# -DSTRATA_RECEIVER_EBPF=OFF.
 # The build stage installs its toolchain with scripts/install-deps.sh, the same script CI runs,
 # so the image and CI build against the same Debian packages. The runtime stage holds the
 # binary, the shared libraries it links and a config; it runs as an unprivileged user.
@@ -22,10 +26,11 @@ COPY scripts/install-deps.sh scripts/install-deps.sh
 RUN ./scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
 
 COPY . .
+ARG CMAKE_ARGS=""
 # A developer's own build directories may be in the build context (no .dockerignore yet):
 # their CMakeCache.txt names another source path and would make cmake refuse to configure.
 RUN rm -rf build build-asan \
- && cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSTRATA_TESTS=OFF \
+ && cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSTRATA_TESTS=OFF $CMAKE_ARGS \
  && cmake --build build --parallel "$(nproc)" \
  && strip build/strata
 
@@ -37,7 +42,7 @@ FROM debian:bookworm-slim AS runtime
 # receivers); ca-certificates for TLS to backends.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libgrpc29 libprotobuf-c1 libmicrohttpd12 libyaml-0-2 libjson-c5 zlib1g libcurl4 \
+      libgrpc29 libprotobuf-c1 libmicrohttpd12 libyaml-0-2 libjson-c5 zlib1g libcurl4 libbpf1 libelf1 \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
@@ -61,8 +66,9 @@ RUN if ldd /usr/local/bin/strata | grep 'not found'; then exit 1; fi \
  && /usr/local/bin/strata version \
  && /usr/local/bin/strata validate --config /etc/strata/config.yaml
 
-# Numeric, so that Kubernetes' runAsNonRoot can check it. (The future ebpf receiver needs root
-# or CAP_BPF/CAP_PERFMON: run that deployment with --user 0 and the capabilities it needs.)
+# Numeric, so that Kubernetes' runAsNonRoot can check it. (The ebpf receiver needs root or
+# CAP_BPF/CAP_PERFMON: run that deployment with --user 0 and the capabilities it needs; without
+# them it reports kernel collection off and the rest runs.)
 USER 10001:10001
 
 # 4317 OTLP/gRPC, 4318 OTLP/HTTP, 8888 self-telemetry (/metrics, /healthz).

@@ -46,10 +46,42 @@ out:
         return t;
 }
 
+struct st_tel_metric *st_tel_metric(struct st_component_telemetry *t, const char *name, const char *help, bool gauge) {
+        struct st_tel_metric *m = NULL, **tail;
+        if (!t)
+                return NULL;
+        pthread_mutex_lock(&registry_lock);
+        for (tail = &t->metrics; *tail; tail = &(*tail)->next)
+                if (strcmp((*tail)->name, name) == 0) {
+                        m = *tail;
+                        goto out;
+                }
+        m = calloc(1, sizeof(*m));
+        if (m && (!(m->name = strdup(name)) || !(m->help = strdup(help)))) {
+                free(m->name);
+                free(m);
+                m = NULL;
+        }
+        if (m) {
+                m->gauge = gauge;
+                *tail = m;
+        }
+out:
+        pthread_mutex_unlock(&registry_lock);
+        return m;
+}
+
 void st_tel_reset(void) {
         pthread_mutex_lock(&registry_lock);
         while (registry) {
                 struct st_component_telemetry *n = registry->next;
+                while (registry->metrics) {
+                        struct st_tel_metric *m = registry->metrics->next;
+                        free(registry->metrics->name);
+                        free(registry->metrics->help);
+                        free(registry->metrics);
+                        registry->metrics = m;
+                }
                 free(registry->kind);
                 free(registry->id);
                 free(registry);
@@ -87,6 +119,15 @@ static const struct counter_def counters[] = {
 
 static unsigned kind_bit(const char *kind) {
         return strcmp(kind, "receiver") == 0 ? K_RECV : strcmp(kind, "processor") == 0 ? K_PROC : K_EXP;
+}
+
+/* Whether a component before t in the registry has a metric of m's kind and name. */
+static bool metric_seen_before(const struct st_component_telemetry *t, const struct st_tel_metric *m) {
+        for (const struct st_component_telemetry *u = registry; u != t; u = u->next)
+                for (const struct st_tel_metric *x = u->metrics; x; x = x->next)
+                        if (strcmp(u->kind, t->kind) == 0 && strcmp(x->name, m->name) == 0)
+                                return true;
+        return false;
 }
 
 void st_tel_render(st_buf *out) {
@@ -128,6 +169,20 @@ void st_tel_render(st_buf *out) {
                               (int64_t) atomic_load_explicit(&t->queue_size, memory_order_relaxed));
                 st_buf_printf(out, "strata_exporter_queue_capacity{exporter=\"%s\"} %" PRId64 "\n", t->id, t->queue_capacity);
         }
+        /* one HELP/TYPE per name, then one sample per component that has it */
+        for (struct st_component_telemetry *t = registry; t; t = t->next)
+                for (struct st_tel_metric *m = t->metrics; m; m = m->next) {
+                        if (metric_seen_before(t, m))
+                                continue;
+                        st_buf_printf(out, "# HELP strata_%s_%s %s\n# TYPE strata_%s_%s %s\n", t->kind, m->name, m->help,
+                                      t->kind, m->name, m->gauge ? "gauge" : "counter");
+                        for (struct st_component_telemetry *u = t; u; u = u->next)
+                                for (struct st_tel_metric *x = u->metrics; x; x = x->next)
+                                        if (strcmp(u->kind, t->kind) == 0 && strcmp(x->name, m->name) == 0)
+                                                st_buf_printf(out, "strata_%s_%s{%s=\"%s\"} %" PRId64 "\n", u->kind, x->name,
+                                                              u->kind, u->id,
+                                                              (int64_t) atomic_load_explicit(&x->value, memory_order_relaxed));
+                }
         pthread_mutex_unlock(&registry_lock);
         st_buf_printf(out,
                       "# HELP strata_process_resident_memory_bytes Resident set size.\n"

@@ -23,8 +23,29 @@ struct st_component_telemetry {
         struct st_signal_counters sig[ST_SIGNAL_COUNT];
         atomic_int_least64_t queue_size; /* exporters with a sending queue */
         int64_t queue_capacity;          /* 0 = no queue */
+        struct st_tel_metric *metrics;   /* component-specific, see st_tel_metric() */
         struct st_component_telemetry *next;
 };
+
+/* A counter or gauge of one component beyond the per-signal ones (e.g. the ebpf receiver's
+ * kernel losses), rendered as strata_<kind>_<name>{<kind>="<id>"}. */
+struct st_tel_metric {
+        char *name, *help;
+        bool gauge;
+        atomic_int_least64_t value;
+        struct st_tel_metric *next;
+};
+/* The metric `name` of t, registered on first call (NULL only when out of memory; then
+ * st_tel_metric_add ignores it). Lives as long as t. */
+struct st_tel_metric *st_tel_metric(struct st_component_telemetry *t, const char *name, const char *help, bool gauge);
+static inline void st_tel_metric_add(struct st_tel_metric *m, int64_t n) {
+        if (m)
+                atomic_fetch_add_explicit(&m->value, n, memory_order_relaxed);
+}
+static inline void st_tel_metric_set(struct st_tel_metric *m, int64_t v) {
+        if (m)
+                atomic_store_explicit(&m->value, v, memory_order_relaxed);
+}
 
 /* Returns the existing entry for (kind, id) or a new one; entries live until st_tel_reset(). */
 struct st_component_telemetry *st_tel_component(const char *kind, const char *id);

@@ -15,6 +15,7 @@ PACKAGES=(
   libcurl4-openssl-dev                    # HTTP clients (tests now; k8s/AWS receivers later)
   libyaml-dev libjson-c-dev zlib1g-dev libssl-dev
   libcmocka-dev                           # unit tests
+  clang bpftool libbpf-dev libelf-dev     # ebpf receiver: BPF programs, skeletons, loader
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,0 +1,112 @@
+/* What every strata BPF program shares: the one ring buffer, the loss counters, the filters
+ * and the record header. Each <probe>.bpf.c includes this once; the loader makes all the
+ * objects use the first one's `events`, `lost` and filter maps (bpf_map__reuse_fd). */
+#ifndef STRATA_COMMON_BPF_H
+#define STRATA_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "events.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Tunables, set by the loader between open and load. */
+const volatile __u64 wakeup_bytes = 0;   /* wake the reader only when this much is pending (0: every event) */
+const volatile bool filter_uid_on = false;
+const volatile __u32 filter_uid = 0;
+const volatile bool filter_comm_on = false;   /* only comms in `comm_filter` */
+const volatile bool filter_cgroup_on = false; /* only cgroup ids in `cgroup_filter` */
+
+struct {
+        __uint(type, BPF_MAP_TYPE_RINGBUF);
+        __uint(max_entries, 1 << 22); /* the loader sets the configured size */
+} events SEC(".maps");
+
+struct {
+        __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+        __uint(max_entries, 1);
+        __type(key, __u32);
+        __type(value, struct st_ev_loss);
+} lost SEC(".maps");
+
+struct {
+        __uint(type, BPF_MAP_TYPE_HASH);
+        __uint(max_entries, 256);
+        __type(key, char[ST_TASK_COMM_LEN]);
+        __type(value, __u8);
+} comm_filter SEC(".maps");
+
+struct {
+        __uint(type, BPF_MAP_TYPE_HASH);
+        __uint(max_entries, 1024);
+        __type(key, __u64);
+        __type(value, __u8);
+} cgroup_filter SEC(".maps");
+
+/* Whether the current task passes the configured filters. */
+static __always_inline bool st_wanted(void) {
+        if (filter_uid_on && (__u32) bpf_get_current_uid_gid() != filter_uid)
+                return false;
+        if (filter_comm_on) {
+                char comm[ST_TASK_COMM_LEN] = {};
+                bpf_get_current_comm(comm, sizeof(comm));
+                if (!bpf_map_lookup_elem(&comm_filter, comm))
+                        return false;
+        }
+        if (filter_cgroup_on) {
+                __u64 id = bpf_get_current_cgroup_id();
+                if (!bpf_map_lookup_elem(&cgroup_filter, &id))
+                        return false;
+        }
+        return true;
+}
+
+/* Batched wake-ups: the reader is woken when wakeup_bytes are pending, and otherwise finds the
+ * records at its next flush (its epoll timeout), so a storm of events is not a storm of
+ * wake-ups. */
+static __always_inline __u64 st_rb_flags(void) {
+        if (!wakeup_bytes)
+                return 0;
+        return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+                                                                              : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void st_count_loss(__u64 now) {
+        __u32 zero = 0;
+        struct st_ev_loss *l = bpf_map_lookup_elem(&lost, &zero);
+        if (!l)
+                return;
+        if (!l->count)
+                l->first_ns = now;
+        l->count++;
+        l->last_ns = now;
+}
+
+/* Writes a record into the ring buffer, or counts it as lost. */
+static __always_inline void st_emit(void *rec, __u64 size, __u64 now) {
+        if (bpf_ringbuf_output(&events, rec, size, st_rb_flags()) < 0)
+                st_count_loss(now);
+}
+
+/* The header of a record about the current task. */
+static __always_inline void st_fill_header(struct st_ev_header *h, __u16 type, __u16 size, __u64 now) {
+        struct task_struct *task = (struct task_struct *) bpf_get_current_task();
+        __u64 id = bpf_get_current_pid_tgid(), ug = bpf_get_current_uid_gid();
+
+        h->type = type;
+        h->size = size;
+        h->cpu = bpf_get_smp_processor_id();
+        h->ts_ns = now;
+        h->pid = id >> 32;
+        h->tid = (__u32) id;
+        h->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+        h->cgroup_id = bpf_get_current_cgroup_id();
+        h->uid = (__u32) ug;
+        h->gid = ug >> 32;
+        bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+#endif

@@ -1,0 +1,73 @@
+/* The one ABI between strata's BPF programs (bpf/<probe>.bpf.c) and the agent
+ * (receivers/ebpf/ebpf_decode.c): every record the kernel side writes into the ring buffer.
+ *
+ * Rules: fixed-width fields only, naturally aligned, no pointers; every event starts with
+ * struct st_ev_header whose `size` is the whole record, so that the reader can check it and
+ * skip kinds it does not know; variable-length data (paths, argv) follows the fixed part and
+ * its lengths are in the fixed part. Changing a struct means bumping ST_EV_ABI_VERSION.
+ *
+ * Include <linux/types.h> (user space) or vmlinux.h (BPF) before this file. */
+#ifndef STRATA_BPF_EVENTS_H
+#define STRATA_BPF_EVENTS_H
+
+#define ST_EV_ABI_VERSION 1
+
+#define ST_TASK_COMM_LEN 16
+#define ST_PATH_MAX 256        /* executable path kept per exec */
+#define ST_ARGS_MAX 4096       /* upper bound of the argv bytes per exec (config: max_args_bytes) */
+
+enum st_ev_type {
+        ST_EV_FORK = 1,  /* a new process (not a thread) */
+        ST_EV_EXEC = 2,
+        ST_EV_EXIT = 3,  /* the last thread of a process exited */
+        ST_EV_TYPE_MAX,
+};
+
+/* Who did it: the task current when the event fired (for FORK the parent). */
+struct st_ev_header {
+        __u16 type;           /* enum st_ev_type */
+        __u16 size;           /* bytes of the whole record, header included */
+        __u32 cpu;
+        __u64 ts_ns;          /* CLOCK_BOOTTIME (bpf_ktime_get_boot_ns) */
+        __u32 pid;            /* tgid */
+        __u32 tid;
+        __u64 start_ns;       /* the process's start, CLOCK_BOOTTIME ns (task->group_leader->start_boottime):
+                               * with pid, the key that pid reuse cannot mix up */
+        __u64 cgroup_id;      /* cgroup v2 id (0 when the process is in no v2 cgroup) */
+        __u32 uid, gid;
+        char comm[ST_TASK_COMM_LEN];
+};
+
+struct st_ev_fork {
+        struct st_ev_header h;
+        __u32 child_pid;
+        __u32 _pad;
+        __u64 child_start_ns;
+};
+
+/* Followed by path_len bytes of executable path (no NUL), then args_len bytes of argv
+ * (each argument NUL-terminated, as in /proc/PID/cmdline). */
+struct st_ev_exec {
+        struct st_ev_header h;
+        __u32 ppid;
+        __u32 old_pid;        /* the pid before exec (differs when a non-leader thread exec'd) */
+        __u16 path_len;
+        __u16 args_len;
+        __u8 path_truncated;
+        __u8 args_truncated;
+        __u8 _pad[2];
+};
+
+struct st_ev_exit {
+        struct st_ev_header h;
+        __u32 ppid;
+        __s32 exit_code;      /* as wait(2) gives it: (status << 8) | signal */
+};
+
+/* Losses, per CPU (map `lost`): the ring buffer was full when an event of that CPU wanted in. */
+struct st_ev_loss {
+        __u64 count;
+        __u64 first_ns, last_ns; /* CLOCK_BOOTTIME of the first and last loss since start */
+};
+
+#endif

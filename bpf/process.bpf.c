@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Process life cycle: fork (new processes, not threads), exec (path and argv), exit (of the
+ * last thread, with the exit code).
+ *
+ * Each hook exists twice, as tp_btf (BTF-typed tracepoint) and as raw_tp (the same tracepoint
+ * without BTF typing, for kernels that refuse BPF_PROG_TYPE_TRACING); the loader keeps one of
+ * the two (bpf_program__set_autoload) after probing. Neither needs tracefs. */
+#include "common.bpf.h"
+
+const volatile __u32 args_max = 1024; /* argv bytes kept per exec, <= ST_ARGS_MAX */
+
+struct exec_scratch {
+        struct st_ev_exec ev;
+        char data[ST_PATH_MAX + ST_ARGS_MAX];
+};
+
+struct {
+        __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+        __uint(max_entries, 1);
+        __type(key, __u32);
+        __type(value, struct exec_scratch);
+} exec_buf SEC(".maps");
+
+static __always_inline int on_fork(struct task_struct *parent, struct task_struct *child) {
+        struct st_ev_fork ev = {};
+        __u64 now = bpf_ktime_get_boot_ns();
+
+        if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+                return 0; /* a thread */
+        if (!st_wanted())
+                return 0;
+        st_fill_header(&ev.h, ST_EV_FORK, sizeof(ev), now);
+        ev.child_pid = BPF_CORE_READ(child, tgid);
+        ev.child_start_ns = BPF_CORE_READ(child, start_boottime);
+        st_emit(&ev, sizeof(ev), now);
+        return 0;
+}
+
+static __always_inline int on_exec(struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm) {
+        __u32 zero = 0;
+        __u64 now = bpf_ktime_get_boot_ns();
+        struct exec_scratch *s;
+        long n;
+
+        if (!st_wanted())
+                return 0;
+        s = bpf_map_lookup_elem(&exec_buf, &zero);
+        if (!s)
+                return 0;
+        __builtin_memset(&s->ev, 0, sizeof(s->ev));
+        s->ev.ppid = BPF_CORE_READ(task, real_parent, tgid);
+        s->ev.old_pid = old_pid;
+
+        n = bpf_probe_read_kernel_str(s->data, ST_PATH_MAX, BPF_CORE_READ(bprm, filename));
+        __u32 path_len = n > 0 ? (__u32) n - 1 : 0; /* without its NUL */
+        if (path_len >= ST_PATH_MAX - 1)
+                s->ev.path_truncated = 1;
+        path_len &= ST_PATH_MAX - 1;
+        s->ev.path_len = path_len;
+
+        /* argv as the new image sees it: mm->arg_start..arg_end of the new mm, just written */
+        struct mm_struct *mm = BPF_CORE_READ(task, mm);
+        __u64 arg_start = BPF_CORE_READ(mm, arg_start), arg_end = BPF_CORE_READ(mm, arg_end);
+        __u64 args_len = arg_end > arg_start ? arg_end - arg_start : 0;
+        __u32 max = args_max < ST_ARGS_MAX ? args_max : ST_ARGS_MAX;
+        if (args_len > max) {
+                args_len = max;
+                s->ev.args_truncated = 1;
+        }
+        args_len &= ST_ARGS_MAX - 1 + ST_ARGS_MAX; /* bounded for the verifier; <= ST_ARGS_MAX */
+        if (args_len > ST_ARGS_MAX)
+                args_len = ST_ARGS_MAX;
+        if (args_len && bpf_probe_read_user(s->data + path_len, args_len, (const void *) arg_start) < 0) {
+                args_len = 0;
+                s->ev.args_truncated = 1;
+        }
+        s->ev.args_len = args_len;
+
+        __u64 size = sizeof(s->ev) + path_len + args_len;
+        st_fill_header(&s->ev.h, ST_EV_EXEC, (__u16) size, now);
+        if (size > sizeof(*s))
+                return 0;
+        st_emit(s, size, now);
+        return 0;
+}
+
+static __always_inline int on_exit(struct task_struct *task) {
+        struct st_ev_exit ev = {};
+        __u64 now = bpf_ktime_get_boot_ns();
+
+        /* every thread passes here; the process is gone when the last one does */
+        if (BPF_CORE_READ(task, signal, live.counter) != 0)
+                return 0;
+        if (!st_wanted())
+                return 0;
+        st_fill_header(&ev.h, ST_EV_EXIT, sizeof(ev), now);
+        ev.ppid = BPF_CORE_READ(task, real_parent, tgid);
+        ev.exit_code = BPF_CORE_READ(task, exit_code);
+        st_emit(&ev, sizeof(ev), now);
+        return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(fork_btf, struct task_struct *parent, struct task_struct *child) { return on_fork(parent, child); }
+SEC("raw_tp/sched_process_fork")
+int BPF_PROG(fork_raw, struct task_struct *parent, struct task_struct *child) { return on_fork(parent, child); }
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(exec_btf, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) { return on_exec(p, old_pid, bprm); }
+SEC("raw_tp/sched_process_exec")
+int BPF_PROG(exec_raw, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) { return on_exec(p, old_pid, bprm); }
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(exit_btf, struct task_struct *p) { return on_exit(p); }
+SEC("raw_tp/sched_process_exit")
+int BPF_PROG(exit_raw, struct task_struct *p) { return on_exit(p); }

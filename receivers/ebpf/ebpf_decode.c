@@ -1,0 +1,81 @@
+#include "ebpf_decode.h"
+
+#include <errno.h>
+#include <string.h>
+
+static size_t fixed_size(enum st_ev_type t) {
+        switch (t) {
+        case ST_EV_FORK:
+                return sizeof(struct st_ev_fork);
+        case ST_EV_EXEC:
+                return sizeof(struct st_ev_exec);
+        case ST_EV_EXIT:
+                return sizeof(struct st_ev_exit);
+        default:
+                return 0;
+        }
+}
+
+int kevent_decode(const void *data, size_t len, struct kevent *ret) {
+        const struct st_ev_header *h = data;
+        struct kevent ev = { 0 };
+
+        /* ring-buffer records are 8-byte aligned; synthetic ones must be too */
+        if (!data || len < sizeof(*h) || ((uintptr_t) data & 7))
+                return -EBADMSG;
+        size_t need = fixed_size((enum st_ev_type) h->type);
+        if (!need || h->size < need || h->size > len)
+                return -EBADMSG;
+        ev.type = (enum st_ev_type) h->type;
+        ev.h = h;
+        switch (ev.type) {
+        case ST_EV_FORK:
+                ev.fork = data;
+                break;
+        case ST_EV_EXIT:
+                ev.exit = data;
+                break;
+        case ST_EV_EXEC:
+                ev.exec = data;
+                if ((size_t) ev.exec->path_len + ev.exec->args_len != h->size - need ||
+                    ev.exec->path_len > ST_PATH_MAX || ev.exec->args_len > ST_ARGS_MAX)
+                        return -EBADMSG;
+                ev.path = (const char *) data + need;
+                ev.path_len = ev.exec->path_len;
+                ev.args = ev.path + ev.path_len;
+                ev.args_len = ev.exec->args_len;
+                break;
+        default:
+                return -EBADMSG;
+        }
+        *ret = ev;
+        return 0;
+}
+
+size_t kevent_command_line(const char *args, size_t args_len, char *out, size_t cap) {
+        size_t n = 0;
+        if (!cap)
+                return 0;
+        /* trailing NULs end the last argument; inner ones separate arguments */
+        while (args_len && args[args_len - 1] == '\0')
+                args_len--;
+        for (size_t i = 0; i < args_len && n + 1 < cap; i++)
+                out[n++] = args[i] ? args[i] : ' ';
+        out[n] = '\0';
+        return n;
+}
+
+size_t kevent_argv(const char *args, size_t args_len, char *buf, size_t cap, const char **argv, size_t max) {
+        size_t n = 0, len = args_len < cap ? args_len : (cap ? cap - 1 : 0);
+        if (!cap || !max)
+                return 0;
+        memcpy(buf, args, len);
+        buf[len] = '\0';
+        while (len && buf[len - 1] == '\0')
+                len--;
+        for (size_t i = 0; i < len && n < max;) {
+                argv[n++] = buf + i;
+                i += strlen(buf + i) + 1;
+        }
+        return n;
+}

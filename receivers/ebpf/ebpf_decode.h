@@ -1,0 +1,34 @@
+/* Kernel records (bpf/events.h) → checked, typed views. No BPF here: the reader thread calls
+ * this on ring-buffer bytes, and the unit tests on synthetic ones. */
+#pragma once
+#include <linux/types.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bpf/events.h"
+
+struct kevent {
+        enum st_ev_type type;
+        const struct st_ev_header *h;
+        union {
+                const struct st_ev_fork *fork;
+                const struct st_ev_exec *exec;
+                const struct st_ev_exit *exit;
+        };
+        /* ST_EV_EXEC: borrowed from the record, not NUL-terminated */
+        const char *path;
+        size_t path_len;
+        const char *args; /* argv, each argument NUL-terminated (the last may be cut) */
+        size_t args_len;
+};
+
+/* Checks one record of len bytes (sizes, lengths, type) and fills *ret with views into it.
+ * -EBADMSG when it is short, inconsistent or of an unknown type (the reader counts it as a
+ * decode error); data must stay valid while *ret is used. */
+int kevent_decode(const void *data, size_t len, struct kevent *ret);
+
+/* argv as one command line: arguments joined by spaces (the OpenTelemetry
+ * process.command_line), into out of cap bytes, NUL-terminated. Returns the length. */
+size_t kevent_command_line(const char *args, size_t args_len, char *out, size_t cap);
+/* The arguments, split: up to max pointers into a copy made in buf (cap bytes). */
+size_t kevent_argv(const char *args, size_t args_len, char *buf, size_t cap, const char **argv, size_t max);

@@ -1,0 +1,349 @@
+/* The ebpf receiver end to end, with real BPF programs in this kernel (needs root; skipped,
+ * saying so, only without it). A workload with known ground truth — N fork+exec of /bin/sh
+ * with known argv and exit codes — must come out as exactly those process.fork, process.exec
+ * and process.exit records, with the right pids, argv and codes, and nothing lost. Then the
+ * probe-and-fallback: a refused tp_btf program falls back to raw_tp, a hook with no loadable
+ * program is reported off while the others run, and forcing raw_tp works. Then the filters. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "batch.h"
+#include "component.h"
+#include "config_map.h"
+#include "log.h"
+#include "telemetry.h"
+#include "tree.h"
+#include "../unit/processor_test.h"
+
+extern const struct st_factory st_receiver_ebpf;
+
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+
+#define N_CHILDREN 8
+
+/* ---- the receiver, wired to a capture ----------------------------------------------------- */
+
+static void rx_start(struct harness *h, const char *yaml) {
+        harness_init(h, &st_receiver_ebpf, ST_LOGS, yaml);
+        h->set.kind = ST_RECEIVER;
+        /* create() took the settings by value: recreate with kind receiver */
+        h->f->destroy(h->inst);
+        assert_int_equal(h->f->create(&h->set, h->cfg, &h->inst), 0);
+        assert_int_equal(h->f->start(h->inst), 0);
+}
+
+static void rx_stop(struct harness *h) {
+        assert_int_equal(h->f->shutdown(h->inst, INT64_MAX), 0);
+}
+
+static int64_t metric(struct harness *h, const char *name) {
+        for (struct st_tel_metric *m = h->tel.metrics; m; m = m->next)
+                if (strcmp(m->name, name) == 0)
+                        return atomic_load(&m->value);
+        fail_msg("no metric %s", name);
+        return -1;
+}
+
+static void rx_free(struct harness *h) {
+        while (h->tel.metrics) {
+                struct st_tel_metric *m = h->tel.metrics->next;
+                free(h->tel.metrics->name);
+                free(h->tel.metrics->help);
+                free(h->tel.metrics);
+                h->tel.metrics = m;
+        }
+        harness_free(h);
+}
+
+/* ---- what came out --------------------------------------------------------------------------- */
+
+struct rec {
+        const st_key_value *const *res;
+        size_t n_res;
+        const st_log_record *lr;
+};
+
+typedef void (*rec_fn)(const struct rec *r, void *ctx);
+
+static void each_record(struct harness *h, rec_fn fn, void *ctx) {
+        for (size_t i = 0; i < h->cap.n; i++) {
+                const st_logs_req *req = (const st_logs_req *) st_batch_req(h->cap.v[i]);
+                assert_non_null(req);
+                for (size_t a = 0; a < req->n_resource_logs; a++) {
+                        const st_resource_logs *rl = req->resource_logs[a];
+                        for (size_t b = 0; b < rl->n_scope_logs; b++)
+                                for (size_t c = 0; c < rl->scope_logs[b]->n_log_records; c++) {
+                                        struct rec r = { (const st_key_value *const *) rl->resource->attributes,
+                                                         rl->resource->n_attributes, rl->scope_logs[b]->log_records[c] };
+                                        fn(&r, ctx);
+                                }
+                }
+        }
+}
+
+static int64_t attr_int(const st_log_record *lr, const char *key, int64_t def) {
+        const st_any_value *v = attr_get(lr->attributes, lr->n_attributes, key);
+        return v && v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE ? v->int_value : def;
+}
+
+static const char *attr_str(const st_log_record *lr, const char *key) {
+        const st_any_value *v = attr_get(lr->attributes, lr->n_attributes, key);
+        return v && v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE ? v->string_value : NULL;
+}
+
+/* ---- the workload ---------------------------------------------------------------------------- */
+
+struct child {
+        pid_t pid;
+        int code;
+        char tag[32];
+        int forks, execs, exits;
+        bool argv_ok, path_ok, ppid_ok, resource_ok;
+};
+
+struct truth {
+        struct child c[N_CHILDREN];
+        pid_t self;
+        int gaps;
+        int other_uid_records;
+        uid_t only_uid;
+};
+
+/* N fork + exec of /bin/sh -c 'exit CODE' TAG, as uid (when >= 0), and waits for them. */
+static void workload(struct truth *t, int uid) {
+        t->self = getpid();
+        for (int i = 0; i < N_CHILDREN; i++) {
+                struct child *c = &t->c[i];
+                c->code = 10 + i;
+                snprintf(c->tag, sizeof(c->tag), "strata-test-%d-%d", (int) getpid(), i);
+                pid_t pid = fork();
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                        char script[32];
+                        snprintf(script, sizeof(script), "exit %d", c->code);
+                        if (uid >= 0 && setuid((uid_t) uid) < 0)
+                                _exit(127);
+                        execl("/bin/sh", "/bin/sh", "-c", script, c->tag, (char *) NULL);
+                        _exit(127);
+                }
+                c->pid = pid;
+        }
+        for (int i = 0; i < N_CHILDREN; i++) {
+                int status;
+                assert_int_equal(waitpid(t->c[i].pid, &status, 0), t->c[i].pid);
+                assert_true(WIFEXITED(status));
+                assert_int_equal(WEXITSTATUS(status), t->c[i].code);
+        }
+}
+
+static void match(const struct rec *r, void *ctx) {
+        struct truth *t = ctx;
+        const st_log_record *lr = r->lr;
+        const char *ev = attr_str(lr, "event.name");
+        assert_non_null(ev);
+        assert_string_equal(ev, lr->event_name);
+        assert_true(lr->time_unix_nano > UINT64_C(1700000000) * 1000000000);
+        if (strcmp(ev, "strata.gap") == 0) {
+                t->gaps++;
+                return;
+        }
+        int64_t pid = attr_int(lr, "process.pid", -1);
+        for (int i = 0; i < N_CHILDREN; i++) {
+                struct child *c = &t->c[i];
+                if (pid != c->pid)
+                        continue;
+                const st_any_value *rp = attr_get((st_key_value *const *) r->res, r->n_res, "process.pid");
+                if (strcmp(ev, "process.fork") == 0) {
+                        c->forks++;
+                        c->ppid_ok = attr_int(lr, "process.parent_pid", -1) == t->self;
+                        /* the resource of a fork is the parent */
+                        c->resource_ok = rp && rp->int_value == t->self;
+                } else if (strcmp(ev, "process.exec") == 0) {
+                        c->execs++;
+                        const char *path = attr_str(lr, "process.executable.path");
+                        c->path_ok = path && strcmp(path, "/bin/sh") == 0;
+                        char want[96];
+                        snprintf(want, sizeof(want), "/bin/sh -c exit %d %s", c->code, c->tag);
+                        const char *line = attr_str(lr, "process.command_line");
+                        const st_any_value *args = attr_get(lr->attributes, lr->n_attributes, "process.command_args");
+                        c->argv_ok = line && strcmp(line, want) == 0 && args &&
+                                     args->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE &&
+                                     args->array_value->n_values == 4 &&
+                                     strcmp(args->array_value->values[3]->string_value, c->tag) == 0;
+                        c->ppid_ok = c->ppid_ok && attr_int(lr, "process.parent_pid", -1) == t->self;
+                        const st_any_value *rline = attr_get((st_key_value *const *) r->res, r->n_res, "process.command_line");
+                        c->resource_ok = c->resource_ok && rp && rp->int_value == c->pid && rline &&
+                                         strcmp(rline->string_value, want) == 0;
+                } else if (strcmp(ev, "process.exit") == 0) {
+                        c->exits++;
+                        assert_int_equal(attr_int(lr, "process.exit.code", -1), c->code);
+                        assert_true(attr_int(lr, "strata.process.duration_ns", -1) > 0);
+                } else
+                        fail_msg("unexpected event %s", ev);
+        }
+}
+
+static void check_children(struct truth *t, bool forks, bool execs) {
+        for (int i = 0; i < N_CHILDREN; i++) {
+                struct child *c = &t->c[i];
+                if (forks) {
+                        assert_int_equal(c->forks, 1);
+                        assert_true(c->ppid_ok);
+                }
+                if (execs) {
+                        assert_int_equal(c->execs, 1);
+                        assert_true(c->argv_ok);
+                        assert_true(c->path_ok);
+                } else
+                        assert_int_equal(c->execs, 0);
+                if (forks && execs)
+                        assert_true(c->resource_ok);
+                assert_int_equal(c->exits, 1);
+        }
+        assert_int_equal(t->gaps, 0);
+}
+
+static int need_root(void **state) {
+        if (geteuid() != 0) {
+                print_message("SKIPPED: loading BPF programs needs root (CAP_BPF, CAP_PERFMON); run the tests as root\n");
+                return -1;
+        }
+        return 0;
+}
+
+#define REQUIRE_ROOT() do { if (geteuid() != 0) skip(); } while (0)
+
+static const char *const YAML = "flush_interval: 50ms\n";
+
+static void test_ground_truth(void **state) {
+        struct harness h;
+        struct truth t = { 0 };
+        REQUIRE_ROOT();
+        rx_start(&h, YAML);
+        assert_int_equal(metric(&h, "ebpf_up"), 1);
+        assert_int_equal(metric(&h, "ebpf_hooks_attached"), 3);
+        workload(&t, -1);
+        rx_stop(&h);
+        each_record(&h, match, &t);
+        check_children(&t, true, true);
+        assert_int_equal(metric(&h, "ebpf_lost_events_total"), 0);
+        assert_int_equal(metric(&h, "ebpf_decode_errors_total"), 0);
+        assert_true(metric(&h, "ebpf_processes") > 0);
+        assert_int_equal(atomic_load(&h.tel.sig[ST_LOGS].accepted), h.cap.items);
+        rx_free(&h);
+}
+
+static void test_fallback_to_raw_tp(void **state) {
+        struct harness h;
+        struct truth t = { 0 };
+        REQUIRE_ROOT();
+        setenv("STRATA_TEST_EBPF_BREAK_PROGRAM", "exec_btf,exit_btf", 1);
+        rx_start(&h, YAML);
+        unsetenv("STRATA_TEST_EBPF_BREAK_PROGRAM");
+        assert_int_equal(metric(&h, "ebpf_hooks_attached"), 3);
+        workload(&t, -1);
+        rx_stop(&h);
+        each_record(&h, match, &t);
+        check_children(&t, true, true);
+        rx_free(&h);
+}
+
+static void test_hook_off_others_run(void **state) {
+        struct harness h;
+        struct truth t = { 0 };
+        REQUIRE_ROOT();
+        setenv("STRATA_TEST_EBPF_BREAK_PROGRAM", "exec_btf,exec_raw", 1);
+        rx_start(&h, YAML);
+        unsetenv("STRATA_TEST_EBPF_BREAK_PROGRAM");
+        assert_int_equal(metric(&h, "ebpf_up"), 1);
+        assert_int_equal(metric(&h, "ebpf_hooks_attached"), 2);
+        workload(&t, -1);
+        rx_stop(&h);
+        each_record(&h, match, &t);
+        check_children(&t, true, false);
+        rx_free(&h);
+}
+
+static void test_nothing_loads_degrades(void **state) {
+        struct harness h;
+        REQUIRE_ROOT();
+        setenv("STRATA_TEST_EBPF_BREAK_PROGRAM", "fork_btf,fork_raw,exec_btf,exec_raw,exit_btf,exit_raw", 1);
+        rx_start(&h, YAML); /* start succeeds: the agent runs on without kernel collection */
+        unsetenv("STRATA_TEST_EBPF_BREAK_PROGRAM");
+        assert_int_equal(metric(&h, "ebpf_up"), 0);
+        rx_stop(&h);
+        rx_free(&h);
+}
+
+static void test_forced_raw_tp(void **state) {
+        struct harness h;
+        struct truth t = { 0 };
+        REQUIRE_ROOT();
+        rx_start(&h, "flush_interval: 50ms\nprogram_kind: raw_tp\nwakeup_bytes: 0\n");
+        assert_int_equal(metric(&h, "ebpf_hooks_attached"), 3);
+        workload(&t, -1);
+        rx_stop(&h);
+        each_record(&h, match, &t);
+        check_children(&t, true, true);
+        rx_free(&h);
+}
+
+static void only_uid(const struct rec *r, void *ctx) {
+        struct truth *t = ctx;
+        if (attr_int(r->lr, "process.user.id", (int64_t) t->only_uid) != (int64_t) t->only_uid)
+                t->other_uid_records++;
+}
+
+static void test_uid_filter(void **state) {
+        struct harness h;
+        struct truth t = { .only_uid = 65534 };
+        REQUIRE_ROOT();
+        rx_start(&h, "flush_interval: 50ms\nfilters: { uid: 65534 }\n");
+        workload(&t, 65534);
+        rx_stop(&h);
+        each_record(&h, match, &t);
+        each_record(&h, only_uid, &t);
+        for (int i = 0; i < N_CHILDREN; i++) {
+                assert_int_equal(t.c[i].forks, 0); /* the parent (uid 0) forked */
+                assert_int_equal(t.c[i].execs, 1);
+                assert_int_equal(t.c[i].exits, 1);
+        }
+        assert_int_equal(t.other_uid_records, 0);
+        rx_free(&h);
+}
+
+static void test_config_errors(void **state) {
+        expect_config_error(&st_receiver_ebpf, "ring_buffer_size: 12KiB\n", "power of two");
+        expect_config_error(&st_receiver_ebpf, "wakeup_bytes: 8MiB\n", "smaller than ring_buffer_size");
+        expect_config_error(&st_receiver_ebpf, "filters: { comms: [averyveryverylongname] }\n", "longer than a comm");
+        expect_config_error(&st_receiver_ebpf, "program_kind: kprobe\n", "program_kind");
+        expect_config_error(&st_receiver_ebpf, "max_args_bytes: 5000\n", "max_args_bytes");
+        expect_config_error(&st_receiver_ebpf, "nope: 1\n", "nope");
+}
+
+int main(void) {
+        st_log_setup(ST_LOG_INFO, ST_LOG_TEXT);
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_config_errors),
+                cmocka_unit_test(test_ground_truth),
+                cmocka_unit_test(test_fallback_to_raw_tp),
+                cmocka_unit_test(test_hook_off_others_run),
+                cmocka_unit_test(test_nothing_loads_degrades),
+                cmocka_unit_test(test_forced_raw_tp),
+                cmocka_unit_test(test_uid_filter),
+        };
+        (void) need_root;
+        if (geteuid() != 0)
+                print_message("test_ebpf_receiver: not root: the tests that load BPF programs are SKIPPED\n");
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

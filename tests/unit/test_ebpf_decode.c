@@ -1,0 +1,157 @@
+/* The ebpf receiver's decoding of ring-buffer records (bpf/events.h), on synthetic bytes:
+ * every kind, and short, inconsistent, unknown and misaligned records. No BPF involved. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "ebpf_decode.h"
+
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+
+/* 8-byte aligned, as ring-buffer records are */
+static _Alignas(8) unsigned char buf[sizeof(struct st_ev_exec) + ST_PATH_MAX + ST_ARGS_MAX + 64];
+
+static size_t make_exec(const char *path, const char *args, size_t args_len) {
+        struct st_ev_exec *e = (struct st_ev_exec *) buf;
+        size_t pl = strlen(path);
+        memset(buf, 0, sizeof(buf));
+        e->h.type = ST_EV_EXEC;
+        e->h.pid = 42;
+        e->h.tid = 42;
+        e->ppid = 1;
+        e->old_pid = 42;
+        e->path_len = (__u16) pl;
+        e->args_len = (__u16) args_len;
+        memcpy(buf + sizeof(*e), path, pl);
+        memcpy(buf + sizeof(*e) + pl, args, args_len);
+        e->h.size = (__u16) (sizeof(*e) + pl + args_len);
+        return e->h.size;
+}
+
+static void test_exec(void **state) {
+        static const char args[] = "ls\0-l\0/tmp"; /* sizeof includes the final NUL */
+        size_t n = make_exec("/usr/bin/ls", args, sizeof(args));
+        struct kevent ev;
+        assert_int_equal(kevent_decode(buf, n, &ev), 0);
+        assert_int_equal(ev.type, ST_EV_EXEC);
+        assert_int_equal(ev.h->pid, 42);
+        assert_int_equal(ev.exec->ppid, 1);
+        assert_int_equal(ev.path_len, strlen("/usr/bin/ls"));
+        assert_memory_equal(ev.path, "/usr/bin/ls", ev.path_len);
+        assert_int_equal(ev.args_len, sizeof(args));
+
+        char line[64];
+        assert_int_equal(kevent_command_line(ev.args, ev.args_len, line, sizeof(line)), strlen("ls -l /tmp"));
+        assert_string_equal(line, "ls -l /tmp");
+        const char *argv[8];
+        char copy[64];
+        assert_int_equal(kevent_argv(ev.args, ev.args_len, copy, sizeof(copy), argv, 8), 3);
+        assert_string_equal(argv[0], "ls");
+        assert_string_equal(argv[1], "-l");
+        assert_string_equal(argv[2], "/tmp");
+
+        /* the record may be followed by padding in the ring buffer: len > size is fine */
+        assert_int_equal(kevent_decode(buf, n + 8, &ev), 0);
+}
+
+static void test_exec_cut_args(void **state) {
+        /* args cut by max_args_bytes: the last argument has no NUL */
+        static const char args[] = { 'a', 0, 'b', 'c' };
+        size_t n = make_exec("/x", args, sizeof(args));
+        struct kevent ev;
+        char line[16];
+        const char *argv[4];
+        char copy[16];
+        assert_int_equal(kevent_decode(buf, n, &ev), 0);
+        kevent_command_line(ev.args, ev.args_len, line, sizeof(line));
+        assert_string_equal(line, "a bc");
+        assert_int_equal(kevent_argv(ev.args, ev.args_len, copy, sizeof(copy), argv, 4), 2);
+        assert_string_equal(argv[1], "bc");
+        /* a small output buffer cuts, and stays NUL-terminated */
+        assert_int_equal(kevent_command_line(ev.args, ev.args_len, line, 3), 2);
+        assert_string_equal(line, "a ");
+        assert_int_equal(kevent_argv(ev.args, ev.args_len, copy, 2, argv, 4), 1);
+        assert_string_equal(argv[0], "a");
+}
+
+static void test_exec_inconsistent(void **state) {
+        struct kevent ev;
+        size_t n = make_exec("/bin/true", "true", 5);
+        struct st_ev_exec *e = (struct st_ev_exec *) buf;
+
+        e->args_len = 6; /* lengths no longer add up to the size */
+        assert_int_equal(kevent_decode(buf, n, &ev), -EBADMSG);
+        e->args_len = 5;
+        e->path_len = ST_PATH_MAX + 1;
+        e->h.size = (__u16) (sizeof(*e) + ST_PATH_MAX + 1 + 5);
+        assert_int_equal(kevent_decode(buf, e->h.size, &ev), -EBADMSG);
+        /* size larger than what the ring buffer gave */
+        n = make_exec("/bin/true", "true", 5);
+        assert_int_equal(kevent_decode(buf, n - 1, &ev), -EBADMSG);
+}
+
+static void test_fork_exit(void **state) {
+        struct kevent ev;
+        struct st_ev_fork *f = (struct st_ev_fork *) buf;
+        memset(buf, 0, sizeof(buf));
+        f->h.type = ST_EV_FORK;
+        f->h.size = sizeof(*f);
+        f->h.pid = 10;
+        f->child_pid = 11;
+        assert_int_equal(kevent_decode(buf, sizeof(*f), &ev), 0);
+        assert_int_equal(ev.type, ST_EV_FORK);
+        assert_int_equal(ev.fork->child_pid, 11);
+        assert_null(ev.path);
+
+        struct st_ev_exit *x = (struct st_ev_exit *) buf;
+        memset(buf, 0, sizeof(buf));
+        x->h.type = ST_EV_EXIT;
+        x->h.size = sizeof(*x);
+        x->exit_code = 3 << 8;
+        assert_int_equal(kevent_decode(buf, sizeof(*x), &ev), 0);
+        assert_int_equal(ev.exit->exit_code, 3 << 8);
+        /* a fork record claiming to be smaller than a fork */
+        f->h.type = ST_EV_FORK;
+        f->h.size = sizeof(*f) - 1;
+        assert_int_equal(kevent_decode(buf, sizeof(*f), &ev), -EBADMSG);
+}
+
+static void test_malformed(void **state) {
+        struct kevent ev;
+        struct st_ev_header *h = (struct st_ev_header *) buf;
+        memset(buf, 0, sizeof(buf));
+
+        assert_int_equal(kevent_decode(NULL, 100, &ev), -EBADMSG);
+        for (size_t n = 0; n < sizeof(*h); n++) /* every short length */
+                assert_int_equal(kevent_decode(buf, n, &ev), -EBADMSG);
+        h->type = 0;
+        h->size = sizeof(*h);
+        assert_int_equal(kevent_decode(buf, sizeof(*h), &ev), -EBADMSG);
+        h->type = ST_EV_TYPE_MAX;
+        assert_int_equal(kevent_decode(buf, sizeof(*h), &ev), -EBADMSG);
+        h->type = 0xffff;
+        assert_int_equal(kevent_decode(buf, sizeof(*h), &ev), -EBADMSG);
+        /* misaligned */
+        h->type = ST_EV_EXIT;
+        h->size = sizeof(struct st_ev_exit);
+        assert_int_equal(kevent_decode(buf + 1, sizeof(struct st_ev_exit), &ev), -EBADMSG);
+        /* every truncation of a valid exec */
+        size_t n = make_exec("/usr/bin/env", "env\0A=1", 8);
+        for (size_t k = 0; k < n; k++)
+                assert_int_equal(kevent_decode(buf, k, &ev), -EBADMSG);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_exec),
+                cmocka_unit_test(test_exec_cut_args),
+                cmocka_unit_test(test_exec_inconsistent),
+                cmocka_unit_test(test_fork_exit),
+                cmocka_unit_test(test_malformed),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
