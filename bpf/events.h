@@ -20,6 +20,10 @@ enum st_ev_type {
         ST_EV_FORK = 1,  /* a new process (not a thread) */
         ST_EV_EXEC = 2,
         ST_EV_EXIT = 3,  /* the last thread of a process exited */
+        ST_EV_CONNECT = 4, /* an outbound TCP connection was established */
+        ST_EV_ACCEPT = 5,  /* an inbound TCP connection was accepted */
+        ST_EV_CLOSE = 6,   /* a TCP connection seen by CONNECT or ACCEPT was closed */
+        ST_EV_CODE = 7,    /* a file mapped executable, or a package file opened */
         ST_EV_TYPE_MAX,
 };
 
@@ -62,6 +66,41 @@ struct st_ev_exit {
         struct st_ev_header h;
         __u32 ppid;
         __s32 exit_code;      /* as wait(2) gives it: (status << 8) | signal */
+};
+
+enum st_conn_dir { ST_CONN_OUTBOUND = 1, ST_CONN_INBOUND = 2 };
+
+/* CONNECT, ACCEPT, CLOSE. The header is the socket's owner — the process that connected or
+ * accepted, captured in its own context — not whichever task the kernel ran at the time (a
+ * handshake completes in softirq). ts_ns is the event's time. */
+struct st_ev_conn {
+        struct st_ev_header h;
+        __u16 family;         /* AF_INET, AF_INET6 */
+        __u8 direction;       /* enum st_conn_dir */
+        __u8 _pad;
+        __u16 local_port, remote_port; /* host byte order */
+        __u8 local_addr[16], remote_addr[16]; /* network order; IPv4 in the first 4 bytes */
+        __u64 bytes_sent;     /* CLOSE: payload bytes the peer acknowledged */
+        __u64 bytes_received; /* CLOSE: payload bytes received */
+        __u64 duration_ns;    /* CLOSE: since CONNECT/ACCEPT */
+};
+
+enum st_code_kind { ST_CODE_MMAP_EXEC = 1, ST_CODE_OPEN = 2 };
+
+#define ST_CODE_PATH_MAX 2048 /* bytes of path components kept per code event */
+
+/* Followed by path_len bytes: the path's components from the file up to the root of the
+ * mount tree, each NUL-terminated (the reader joins them in reverse with '/'). The path is the
+ * file's in the mount namespace it was opened in (a container's file shows its path there). */
+struct st_ev_code {
+        struct st_ev_header h;
+        __u8 kind;            /* enum st_code_kind */
+        __u8 path_truncated;
+        __u16 path_len;
+        __u32 _pad;
+        __u64 inode;
+        __u32 dev;            /* st_dev of the file (kernel encoding) */
+        __u32 _pad2;
 };
 
 /* Losses, per CPU (map `lost`): the ring buffer was full when an event of that CPU wanted in. */

@@ -33,6 +33,7 @@ struct ebpf_filters {
 };
 
 struct ebpf_config {
+        struct st_strv events;
         uint64_t ring_buffer_size;
         uint64_t wakeup_bytes;
         int64_t flush_interval;
@@ -58,6 +59,8 @@ static const struct st_cfg_field filter_fields[] = {
 };
 
 static const struct st_cfg_field ebpf_fields[] = {
+        { .name = "events", .type = ST_CFG_STRINGS, .offset = offsetof(struct ebpf_config, events),
+          .desc = "what to collect: process (fork/exec/exit), network (TCP connect/accept/close), code (loaded files); default all" },
         { .name = "ring_buffer_size", .type = ST_CFG_SIZE, .offset = offsetof(struct ebpf_config, ring_buffer_size),
           .def = "8MiB", .desc = "kernel→agent ring buffer (a power of two, at least 4KiB)" },
         { .name = "wakeup_bytes", .type = ST_CFG_SIZE, .offset = offsetof(struct ebpf_config, wakeup_bytes),
@@ -97,6 +100,12 @@ struct ebpf_receiver {
         struct st_tel_metric *m_lost, *m_decode_errors, *m_events, *m_up, *m_hooks, *m_processes;
 };
 
+static unsigned event_bit(const char *name) {
+        return strcmp(name, "process") == 0 ? KPROBES_PROCESS : strcmp(name, "network") == 0 ? KPROBES_NETWORK
+             : strcmp(name, "code") == 0    ? KPROBES_CODE
+                                            : 0;
+}
+
 static int ebpf_validate(const void *cfgp, struct st_cfg_ctx *ctx) {
         const struct ebpf_config *c = cfgp;
         size_t before = ctx->diag ? ctx->diag->errors : 0;
@@ -106,6 +115,9 @@ static int ebpf_validate(const void *cfgp, struct st_cfg_ctx *ctx) {
                 st_cfg_errorf(ctx, "ring_buffer_size", "must be a power of two between the page size and 1GiB");
         if (c->wakeup_bytes >= c->ring_buffer_size)
                 st_cfg_errorf(ctx, "wakeup_bytes", "must be smaller than ring_buffer_size");
+        for (size_t i = 0; i < c->events.n; i++)
+                if (!event_bit(c->events.v[i]))
+                        st_cfg_errorf(ctx, "events", "'%s' is not one of process, network, code", c->events.v[i]);
         if (c->flush_interval <= 0)
                 st_cfg_errorf(ctx, "flush_interval", "must be positive");
         for (size_t i = 0; i < c->filters.comms.n; i++)
@@ -210,7 +222,8 @@ static int on_record(void *ctx, void *data, size_t size) {
                 have = st_proctab_get(r->procs, h->pid, h->start_ns, &proc) == 0;
                 st_proctab_exit(r->procs, h->pid, h->start_ns, ev.exit->exit_code, h->ts_ns);
                 break;
-        default:
+        default: /* network, code: about a process that exists */
+                have = st_proctab_get(r->procs, h->pid, h->start_ns, &proc) == 0;
                 break;
         }
         if (st_consumer_set(&r->set.next[ST_LOGS])) {
@@ -309,7 +322,11 @@ static int ebpf_start(void *self) {
                 return e;
 
         const char *force = c->program_kind == 0 ? NULL : kinds[c->program_kind];
+        unsigned objects = c->events.n ? 0 : KPROBES_PROCESS | KPROBES_NETWORK | KPROBES_CODE;
+        for (size_t i = 0; i < c->events.n; i++)
+                objects |= event_bit(c->events.v[i]);
         struct kprobes_opts o = {
+                .objects = objects,
                 .ring_bytes = c->ring_buffer_size, .args_max = (uint32_t) c->max_args_bytes,
                 .wakeup_bytes = c->wakeup_bytes, .uid = c->filters.uid,
                 .comms = (const char *const *) c->filters.comms.v, .cgroup_ids = r->cgroup_ids,
@@ -381,7 +398,7 @@ const struct st_factory st_receiver_ebpf = {
         .type = "ebpf",
         .kind = ST_RECEIVER,
         .signals = ST_SIG_BIT(ST_LOGS),
-        .description = "kernel events from eBPF (process fork/exec/exit) as log records; keeps the process table",
+        .description = "kernel events from eBPF (processes, TCP connections, code loads) as log records; keeps the process table",
         .config_size = sizeof(struct ebpf_config),
         .config = ebpf_fields,
         .validate = ebpf_validate,

@@ -1,7 +1,10 @@
 #include "ebpf_decode.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 static size_t fixed_size(enum st_ev_type t) {
         switch (t) {
@@ -11,6 +14,12 @@ static size_t fixed_size(enum st_ev_type t) {
                 return sizeof(struct st_ev_exec);
         case ST_EV_EXIT:
                 return sizeof(struct st_ev_exit);
+        case ST_EV_CONNECT:
+        case ST_EV_ACCEPT:
+        case ST_EV_CLOSE:
+                return sizeof(struct st_ev_conn);
+        case ST_EV_CODE:
+                return sizeof(struct st_ev_code);
         default:
                 return 0;
         }
@@ -45,11 +54,55 @@ int kevent_decode(const void *data, size_t len, struct kevent *ret) {
                 ev.args = ev.path + ev.path_len;
                 ev.args_len = ev.exec->args_len;
                 break;
+        case ST_EV_CONNECT:
+        case ST_EV_ACCEPT:
+        case ST_EV_CLOSE:
+                ev.conn = data;
+                if ((ev.conn->family != AF_INET && ev.conn->family != AF_INET6) ||
+                    (ev.conn->direction != ST_CONN_OUTBOUND && ev.conn->direction != ST_CONN_INBOUND))
+                        return -EBADMSG;
+                break;
+        case ST_EV_CODE:
+                ev.code = data;
+                if ((size_t) ev.code->path_len != h->size - need || ev.code->path_len > ST_CODE_PATH_MAX ||
+                    (ev.code->kind != ST_CODE_MMAP_EXEC && ev.code->kind != ST_CODE_OPEN))
+                        return -EBADMSG;
+                ev.path = (const char *) data + need;
+                ev.path_len = ev.code->path_len;
+                break;
         default:
                 return -EBADMSG;
         }
         *ret = ev;
         return 0;
+}
+
+size_t kevent_code_path(const char *c, size_t len, char *out, size_t cap) {
+        size_t n = 0, end = len;
+        if (!cap)
+                return 0;
+        /* components are leaf first: walk them from the last (the top directory) down */
+        while (end > 0) {
+                size_t start = end - 1; /* end - 1 is the NUL of the component, or its cut end */
+                if (c[start] == '\0' && start > 0)
+                        start--;
+                while (start > 0 && c[start - 1] != '\0')
+                        start--;
+                size_t l = strnlen(c + start, end - start);
+                if (n + 1 < cap)
+                        out[n++] = '/';
+                for (size_t i = 0; i < l && n + 1 < cap; i++)
+                        out[n++] = c[start + i];
+                end = start;
+        }
+        out[n] = '\0';
+        return n;
+}
+
+const char *kevent_addr(unsigned family, const __u8 addr[16], char *out, size_t cap) {
+        if (!inet_ntop(family == AF_INET6 ? AF_INET6 : AF_INET, addr, out, (socklen_t) cap))
+                snprintf(out, cap, "?");
+        return out;
 }
 
 size_t kevent_command_line(const char *args, size_t args_len, char *out, size_t cap) {

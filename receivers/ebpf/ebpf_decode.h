@@ -14,8 +14,11 @@ struct kevent {
                 const struct st_ev_fork *fork;
                 const struct st_ev_exec *exec;
                 const struct st_ev_exit *exit;
+                const struct st_ev_conn *conn; /* CONNECT, ACCEPT, CLOSE */
+                const struct st_ev_code *code;
         };
-        /* ST_EV_EXEC: borrowed from the record, not NUL-terminated */
+        /* ST_EV_EXEC: borrowed from the record, not NUL-terminated.
+         * ST_EV_CODE: the path's components, leaf first, each NUL-terminated (kevent_code_path). */
         const char *path;
         size_t path_len;
         const char *args; /* argv, each argument NUL-terminated (the last may be cut) */
@@ -26,6 +29,13 @@ struct kevent {
  * -EBADMSG when it is short, inconsistent or of an unknown type (the reader counts it as a
  * decode error); data must stay valid while *ret is used. */
 int kevent_decode(const void *data, size_t len, struct kevent *ret);
+
+/* A code event's path, "/a/b/c", from its leaf-first components, into out (cap bytes,
+ * NUL-terminated; cut at cap). Returns the length, or 0 when there are no components. */
+size_t kevent_code_path(const char *components, size_t len, char *out, size_t cap);
+
+/* An address of a connection event as text ("127.0.0.1", "::1"), into out (>= 46 bytes). */
+const char *kevent_addr(unsigned family, const __u8 addr[16], char *out, size_t cap);
 
 /* argv as one command line: arguments joined by spaces (the OpenTelemetry
  * process.command_line), into out of cap bytes, NUL-terminated. Returns the length. */

@@ -6,35 +6,108 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "code.skel.h"
 #include "log.h"
+#include "net.skel.h"
 #include "process.skel.h"
 
 #define LOG_NAME "receiver/ebpf"
+#define MAX_VARIANTS 2
+#define MAX_PROGS 2
+#define MAX_HOOKS 3
 
-/* A kernel hook and its implementations, best first. */
+/* One way to implement a hook: a program kind and the programs (all needed). */
+struct variant {
+        const char *kind; /* "tp_btf", "raw_tp", "tp" */
+        const char *progs[MAX_PROGS];
+};
+
+/* A kernel hook: what it gives, and its implementations, best first. */
 struct hook {
-        const char *name;          /* what it gives: "process.exec" */
-        const char *variants[2];   /* program names in bpf/process.bpf.c */
-        const char *kinds[2];
+        const char *name;
+        struct variant v[MAX_VARIANTS];
 };
 
-static const struct hook hooks[] = {
-        { "process.fork", { "fork_btf", "fork_raw" }, { "tp_btf", "raw_tp" } },
-        { "process.exec", { "exec_btf", "exec_raw" }, { "tp_btf", "raw_tp" } },
-        { "process.exit", { "exit_btf", "exit_raw" }, { "tp_btf", "raw_tp" } },
+/* One BPF object (bpf/<probe>.bpf.c) and its skeleton, behind a uniform face. */
+struct object_ops {
+        const char *name; /* "process": the `events` config value */
+        unsigned bit;
+        struct hook hooks[MAX_HOOKS];
+        size_t n_hooks;
+        void *(*open)(void);
+        struct bpf_object *(*obj)(void *skel);
+        void (*set_rodata)(void *skel, const struct kprobes_opts *o);
+        int (*load)(void *skel);
+        void (*destroy)(void *skel);
 };
-#define N_HOOKS (sizeof(hooks) / sizeof(hooks[0]))
-#define N_VARIANTS 2
+
+/* The tunables every object has (bpf/common.bpf.h), and each skeleton's adapters. */
+#define COMMON_RODATA(k, o)                                                           \
+        do {                                                                          \
+                (k)->rodata->wakeup_bytes = (o)->wakeup_bytes;                        \
+                (k)->rodata->filter_uid_on = (o)->uid >= 0;                           \
+                (k)->rodata->filter_uid = (o)->uid >= 0 ? (__u32) (o)->uid : 0;       \
+                (k)->rodata->filter_comm_on = (o)->comms && (o)->comms[0];            \
+                (k)->rodata->filter_cgroup_on = (o)->n_cgroup_ids > 0;                \
+        } while (0)
+#define ADAPTERS(NAME)                                                                                  \
+        static void *NAME##_open(void) { return NAME##_bpf__open(); }                                   \
+        static struct bpf_object *NAME##_obj(void *s) { return ((struct NAME##_bpf *) s)->obj; }         \
+        static int NAME##_load(void *s) { return NAME##_bpf__load(s); }                                  \
+        static void NAME##_destroy(void *s) { NAME##_bpf__destroy(s); }
+
+ADAPTERS(process)
+ADAPTERS(net)
+ADAPTERS(code)
+
+static void process_rodata(void *s, const struct kprobes_opts *o) {
+        struct process_bpf *k = s;
+        COMMON_RODATA(k, o);
+        k->rodata->args_max = o->args_max;
+}
+static void net_rodata(void *s, const struct kprobes_opts *o) {
+        struct net_bpf *k = s;
+        COMMON_RODATA(k, o);
+}
+static void code_rodata(void *s, const struct kprobes_opts *o) {
+        struct code_bpf *k = s;
+        COMMON_RODATA(k, o);
+}
+
+static const struct object_ops objects[] = {
+        { "process", KPROBES_PROCESS,
+          { { "process.fork", { { "tp_btf", { "fork_btf" } }, { "raw_tp", { "fork_raw" } } } },
+            { "process.exec", { { "tp_btf", { "exec_btf" } }, { "raw_tp", { "exec_raw" } } } },
+            { "process.exit", { { "tp_btf", { "exit_btf" } }, { "raw_tp", { "exit_raw" } } } } },
+          3, process_open, process_obj, process_rodata, process_load, process_destroy },
+        { "network", KPROBES_NETWORK,
+          { { "network.connect+close", { { "tp_btf", { "state_btf" } }, { "raw_tp", { "state_raw" } } } },
+            { "network.accept", { { "tp", { "accept_tp", "accept4_tp" } }, { "raw_tp", { "accept_raw" } } } } },
+          2, net_open, net_obj, net_rodata, net_load, net_destroy },
+        { "code", KPROBES_CODE,
+          { { "code.mmap_exec", { { "tp", { "mmap_tp" } }, { "raw_tp", { "mmap_raw" } } } },
+            { "code.open", { { "tp", { "openat_tp", "openat2_tp" } }, { "raw_tp", { "open_raw" } } } } },
+          2, code_open, code_obj, code_rodata, code_load, code_destroy },
+};
+#define N_OBJECTS (sizeof(objects) / sizeof(objects[0]))
+
+struct loaded {
+        const struct object_ops *ops;
+        void *skel;
+        struct bpf_link *links[MAX_HOOKS][MAX_PROGS];
+};
 
 struct kprobes {
-        struct process_bpf *skel;
+        struct loaded objs[N_OBJECTS];
+        size_t n_objs;
+        struct bpf_map *events, *lost; /* the shared ones: in the first object loaded */
         struct ring_buffer *rb;
-        struct bpf_link *links[N_HOOKS];
         size_t attached;
         int ncpus;
 };
@@ -48,15 +121,23 @@ static void keep(char *dst, size_t cap, const char *line) {
         dst[n] = '\0';
 }
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap) {
-        char line[1024];
-        vsnprintf(line, sizeof(line), fmt, ap);
-        line[strcspn(line, "\n")] = '\0';
-        if (level == LIBBPF_WARN && line[0]) {
-                keep(last_libbpf_error, sizeof(last_libbpf_error), line);
-                if (strstr(line, "prog '") && strstr(line, "failed"))
-                        keep(last_prog_error, sizeof(last_prog_error), line);
+        char *msg = NULL;
+        if (vasprintf(&msg, fmt, ap) < 0)
+                return 0;
+        /* one message may be many lines (a verifier log): each its own log line */
+        for (char *line = msg, *next; line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
+                if (level == LIBBPF_WARN && line[0]) {
+                        keep(last_libbpf_error, sizeof(last_libbpf_error), line);
+                        if (strstr(line, "prog '") && strstr(line, "failed"))
+                                keep(last_prog_error, sizeof(last_prog_error), line);
+                }
+                if (line[0])
+                        st_debug(LOG_NAME, "libbpf: %s", line);
         }
-        st_debug(LOG_NAME, "libbpf: %s", line);
+        free(msg);
         return 0;
 }
 
@@ -71,8 +152,37 @@ static void appendf(char *buf, size_t cap, const char *fmt, ...) {
         va_end(ap);
 }
 
-static bool allowed(const struct kprobes_opts *o, const char *kind) {
-        return !o->force || !*o->force || strcmp(o->force, kind) == 0;
+/* Per-syscall tracepoints ("tp") are attached through tracefs; hosts that do not mount it get
+ * it mounted here (we are root when we can load BPF at all), else "tp" is not available. */
+static bool tracefs_available(char *why, size_t cap) {
+        static const char *const dirs[] = { "/sys/kernel/tracing/events/syscalls", "/sys/kernel/debug/tracing/events/syscalls" };
+        for (size_t i = 0; i < 2; i++)
+                if (access(dirs[i], F_OK) == 0)
+                        return true;
+        if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL) < 0) {
+                snprintf(why, cap, "no tracefs (mounting it at /sys/kernel/tracing: %s)", strerror(errno));
+                return false;
+        }
+        st_info(LOG_NAME, "mounted tracefs at /sys/kernel/tracing for the syscall tracepoints");
+        if (access(dirs[0], F_OK) == 0)
+                return true;
+        snprintf(why, cap, "tracefs has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS off)");
+        return false;
+}
+
+struct kind_rules {
+        const char *force;
+        bool tp_ok;
+        char tp_why[160];
+};
+
+static bool allowed(const struct kind_rules *k, const char *kind) {
+        if (strcmp(kind, "tp") == 0 && !k->tp_ok)
+                return false;
+        /* force narrows the BTF/raw choice; syscall tracepoints stay allowed */
+        if (k->force && *k->force && strcmp(kind, "tp") != 0)
+                return strcmp(k->force, kind) == 0;
+        return true;
 }
 
 /* Whether tests asked this program to fail (break_program: a comma-separated list). */
@@ -87,174 +197,221 @@ static bool broken(const struct kprobes_opts *o, const char *prog) {
         return false;
 }
 
-/* Opens, configures and loads the object with variant choice[h] of every hook (-1: hook off).
- * On a load failure, *ret_failed is the hook whose program the kernel refused, or -1. */
-static int try_load(const struct kprobes_opts *o, const int choice[N_HOOKS], struct process_bpf **ret, int *ret_failed) {
-        struct process_bpf *skel = process_bpf__open();
+static bool in_variant(const struct variant *v, const char *prog) {
+        for (int i = 0; i < MAX_PROGS && v->progs[i]; i++)
+                if (strcmp(v->progs[i], prog) == 0)
+                        return true;
+        return false;
+}
+
+/* Opens, configures and loads ops with variant choice[h] of each hook (-1: off), sharing the
+ * ring buffer and the loss and filter maps of `share` when given. On a load failure,
+ * *ret_failed is the hook whose program the kernel refused, or -1. */
+static int try_load(const struct object_ops *ops, const struct kprobes_opts *o, const int *choice, void *share,
+                    const struct object_ops *share_ops, void **ret, int *ret_failed) {
+        static const char *const shared_maps[] = { "events", "lost", "comm_filter", "cgroup_filter" };
+        void *skel = ops->open();
         int r;
         *ret_failed = -1;
         if (!skel)
                 return -errno;
-        bpf_map__set_max_entries(skel->maps.events, (__u32) o->ring_bytes);
-        skel->rodata->args_max = o->args_max;
-        skel->rodata->wakeup_bytes = o->wakeup_bytes;
-        skel->rodata->filter_uid_on = o->uid >= 0;
-        skel->rodata->filter_uid = o->uid >= 0 ? (__u32) o->uid : 0;
-        skel->rodata->filter_comm_on = o->comms && o->comms[0];
-        skel->rodata->filter_cgroup_on = o->n_cgroup_ids > 0;
-        for (size_t h = 0; h < N_HOOKS; h++)
-                for (int v = 0; v < N_VARIANTS; v++) {
-                        struct bpf_program *p = bpf_object__find_program_by_name(skel->obj, hooks[h].variants[v]);
-                        if (!p)
-                                continue;
-                        bpf_program__set_autoload(p, choice[h] == v);
-                        if (choice[h] == v && broken(o, hooks[h].variants[v]))
-                                bpf_program__set_type(p, BPF_PROG_TYPE_SOCKET_FILTER); /* the verifier refuses it */
+        struct bpf_object *obj = ops->obj(skel);
+        ops->set_rodata(skel, o);
+        bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "events"), (__u32) o->ring_bytes);
+        if (share)
+                for (size_t i = 0; i < sizeof(shared_maps) / sizeof(shared_maps[0]); i++) {
+                        struct bpf_map *m = bpf_object__find_map_by_name(obj, shared_maps[i]);
+                        struct bpf_map *from = bpf_object__find_map_by_name(share_ops->obj(share), shared_maps[i]);
+                        if (m && from && (r = bpf_map__reuse_fd(m, bpf_map__fd(from))) < 0) {
+                                ops->destroy(skel);
+                                return r;
+                        }
                 }
+        struct bpf_program *p;
+        bpf_object__for_each_program(p, obj) {
+                const char *name = bpf_program__name(p);
+                bool on = false;
+                for (size_t h = 0; h < ops->n_hooks; h++)
+                        if (choice[h] >= 0 && in_variant(&ops->hooks[h].v[choice[h]], name))
+                                on = true;
+                bpf_program__set_autoload(p, on);
+                if (on && broken(o, name))
+                        bpf_program__set_type(p, BPF_PROG_TYPE_SOCKET_FILTER); /* the verifier refuses it */
+        }
         last_libbpf_error[0] = last_prog_error[0] = '\0';
-        r = process_bpf__load(skel);
+        r = ops->load(skel);
         if (r < 0) {
                 /* which program failed: libbpf names it in its warning ("prog 'exec_btf': ...") */
-                for (size_t h = 0; h < N_HOOKS && *ret_failed < 0; h++) {
-                        char quoted[64];
+                for (size_t h = 0; h < ops->n_hooks && *ret_failed < 0; h++) {
                         if (choice[h] < 0)
                                 continue;
-                        snprintf(quoted, sizeof(quoted), "'%s'", hooks[h].variants[choice[h]]);
-                        if (strstr(last_prog_error, quoted))
-                                *ret_failed = (int) h;
+                        const struct variant *v = &ops->hooks[h].v[choice[h]];
+                        for (int i = 0; i < MAX_PROGS && v->progs[i]; i++) {
+                                char quoted[64];
+                                snprintf(quoted, sizeof(quoted), "'%s'", v->progs[i]);
+                                if (strstr(last_prog_error, quoted))
+                                        *ret_failed = (int) h;
+                        }
                 }
-                process_bpf__destroy(skel);
+                ops->destroy(skel);
                 return r;
         }
         *ret = skel;
         return 0;
 }
 
-static int fill_filters(struct process_bpf *skel, const struct kprobes_opts *o) {
-        __u8 one = 1;
-        for (size_t i = 0; o->comms && o->comms[i]; i++) {
-                char comm[ST_TASK_COMM_LEN] = { 0 };
-                strncpy(comm, o->comms[i], sizeof(comm) - 1);
-                if (bpf_map__update_elem(skel->maps.comm_filter, comm, sizeof(comm), &one, sizeof(one), BPF_ANY) < 0)
-                        return -errno;
-        }
-        for (size_t i = 0; i < o->n_cgroup_ids; i++)
-                if (bpf_map__update_elem(skel->maps.cgroup_filter, &o->cgroup_ids[i], sizeof(__u64), &one, sizeof(one),
-                                         BPF_ANY) < 0)
-                        return -errno;
-        return 0;
-}
-
-int kprobes_open(const struct kprobes_opts *o, kprobes_record_fn fn, void *ctx, struct kprobes **ret, char *report,
-                 size_t cap) {
-        int choice[N_HOOKS];
-        char why[N_HOOKS][192];
-        struct process_bpf *skel = NULL;
-        struct kprobes *k = NULL;
+/* Loads one object with the best variant of each hook that this kernel takes. Returns 0 with
+ * *ret set, or -errno when no hook of it loads; `report` gets a line per hook. */
+static int load_object(const struct object_ops *ops, const struct kprobes_opts *o, const struct kind_rules *rules,
+                       void *share, const struct object_ops *share_ops, int choice[MAX_HOOKS], void **ret, char *report,
+                       size_t cap) {
+        char why[MAX_HOOKS][256];
         int r = -ENOENT;
-
-        report[0] = '\0';
-        libbpf_set_print(libbpf_print);
         memset(why, 0, sizeof(why));
-        for (size_t h = 0; h < N_HOOKS; h++) {
+        for (size_t h = 0; h < ops->n_hooks; h++) {
                 choice[h] = -1;
-                for (int v = 0; v < N_VARIANTS && choice[h] < 0; v++)
-                        if (allowed(o, hooks[h].kinds[v]))
+                for (int v = 0; v < MAX_VARIANTS && ops->hooks[h].v[v].kind && choice[h] < 0; v++)
+                        if (allowed(rules, ops->hooks[h].v[v].kind))
                                 choice[h] = v;
-                if (choice[h] < 0)
-                        snprintf(why[h], sizeof(why[h]), "no allowed program kind (force: %s)", o->force);
+                        else if (strcmp(ops->hooks[h].v[v].kind, "tp") == 0)
+                                appendf(why[h], sizeof(why[h]), "%stp: %s", why[h][0] ? "; " : "", rules->tp_why);
         }
-        /* Each refused program moves its hook to its next variant, or off; at most one round
-         * per variant of every hook. */
-        for (size_t round = 0; round <= N_HOOKS * N_VARIANTS; round++) {
+        /* Each refused program moves its hook to its next variant, or off. */
+        for (size_t round = 0; round <= MAX_HOOKS * MAX_VARIANTS; round++) {
                 bool any = false;
-                for (size_t h = 0; h < N_HOOKS; h++)
+                for (size_t h = 0; h < ops->n_hooks; h++)
                         any |= choice[h] >= 0;
                 if (!any)
                         break;
                 int failed;
-                r = try_load(o, choice, &skel, &failed);
+                r = try_load(ops, o, choice, share, share_ops, ret, &failed);
                 if (r == 0)
                         break;
                 if (failed < 0) {
                         /* not one program's fault: no BPF at all (permissions, no BTF, old kernel) */
-                        snprintf(report, cap, "cannot load BPF programs: %s%s%s", strerror(-r),
-                                 last_libbpf_error[0] ? ": " : "", last_libbpf_error);
+                        appendf(report, cap, "%s%s: cannot load: %s%s%s", report[0] ? "; " : "", ops->name, strerror(-r),
+                                last_libbpf_error[0] ? ": " : "", last_libbpf_error);
                         return r;
                 }
-                appendf(why[failed], sizeof(why[failed]), "%s%s refused: %s", why[failed][0] ? "; " : "",
-                        hooks[failed].kinds[choice[failed]], strerror(-r));
-                st_debug(LOG_NAME, "%s: %s program %s refused (%s), trying the next kind", hooks[failed].name,
-                         hooks[failed].kinds[choice[failed]], hooks[failed].variants[choice[failed]], last_prog_error);
+                const char *kind = ops->hooks[failed].v[choice[failed]].kind;
+                appendf(why[failed], sizeof(why[failed]), "%s%s refused: %s", why[failed][0] ? "; " : "", kind, strerror(-r));
+                st_debug(LOG_NAME, "%s: %s programs refused (%s), trying the next kind", ops->hooks[failed].name, kind,
+                         last_prog_error);
                 int next = -1;
-                for (int v = choice[failed] + 1; v < N_VARIANTS && next < 0; v++)
-                        if (allowed(o, hooks[failed].kinds[v]))
+                for (int v = choice[failed] + 1; v < MAX_VARIANTS && ops->hooks[failed].v[v].kind && next < 0; v++)
+                        if (allowed(rules, ops->hooks[failed].v[v].kind))
                                 next = v;
                 choice[failed] = next;
         }
-        if (!skel) {
-                snprintf(report, cap, "no kernel hook could be loaded:");
-                for (size_t h = 0; h < N_HOOKS; h++)
-                        appendf(report, cap, " %s: %s;", hooks[h].name, why[h]);
-                return r < 0 ? r : -ENOENT;
+        for (size_t h = 0; h < ops->n_hooks; h++) {
+                appendf(report, cap, "%s%s: ", report[0] ? ", " : "", ops->hooks[h].name);
+                if (r == 0 && choice[h] >= 0)
+                        appendf(report, cap, "%s%s%s%s", ops->hooks[h].v[choice[h]].kind, why[h][0] ? " (" : "", why[h],
+                                why[h][0] ? ")" : "");
+                else
+                        appendf(report, cap, "off (%s)", why[h][0] ? why[h] : "no program kind allowed");
         }
+        return r == 0 ? 0 : r < 0 ? r : -ENOENT;
+}
 
-        k = calloc(1, sizeof(*k));
-        if (!k) {
-                r = -ENOMEM;
-                goto fail;
-        }
-        k->skel = skel;
+int kprobes_open(const struct kprobes_opts *o, kprobes_record_fn fn, void *ctx, struct kprobes **ret, char *report,
+                 size_t cap) {
+        struct kind_rules rules = { .force = o->force };
+        struct kprobes *k = calloc(1, sizeof(*k));
+        int r = -ENOENT;
+
+        report[0] = '\0';
+        if (!k)
+                return -ENOMEM;
+        libbpf_set_print(libbpf_print);
+        rules.tp_ok = tracefs_available(rules.tp_why, sizeof(rules.tp_why));
         k->ncpus = libbpf_num_possible_cpus();
-        if ((r = fill_filters(skel, o)) < 0) {
-                snprintf(report, cap, "cannot fill the filter maps: %s", strerror(-r));
+
+        for (size_t i = 0; i < N_OBJECTS; i++) {
+                const struct object_ops *ops = &objects[i];
+                struct loaded *L = &k->objs[k->n_objs];
+                int choice[MAX_HOOKS];
+                if (!(o->objects & ops->bit))
+                        continue;
+                void *share = k->n_objs ? k->objs[0].skel : NULL;
+                const struct object_ops *share_ops = k->n_objs ? k->objs[0].ops : NULL;
+                if (load_object(ops, o, &rules, share, share_ops, choice, &L->skel, report, cap) < 0)
+                        continue;
+                L->ops = ops;
+                k->n_objs++;
+                struct bpf_object *obj = ops->obj(L->skel);
+                for (size_t h = 0; h < ops->n_hooks; h++) {
+                        if (choice[h] < 0)
+                                continue;
+                        const struct variant *v = &ops->hooks[h].v[choice[h]];
+                        bool all = true;
+                        for (int p = 0; p < MAX_PROGS && v->progs[p]; p++) {
+                                struct bpf_program *prog = bpf_object__find_program_by_name(obj, v->progs[p]);
+                                L->links[h][p] = prog ? bpf_program__attach(prog) : NULL;
+                                if (!L->links[h][p]) {
+                                        appendf(report, cap, "; %s: %s attach failed: %s", ops->hooks[h].name, v->progs[p],
+                                                strerror(prog ? errno : ENOENT));
+                                        all = false;
+                                }
+                        }
+                        k->attached += all;
+                }
+        }
+        if (!k->n_objs || !k->attached) {
+                if (!report[0])
+                        snprintf(report, cap, "no kernel hook selected");
+                r = -ENOENT;
                 goto fail;
         }
-        k->rb = ring_buffer__new(bpf_map__fd(skel->maps.events), fn, ctx, NULL);
+        struct bpf_object *first = k->objs[0].ops->obj(k->objs[0].skel);
+        k->events = bpf_object__find_map_by_name(first, "events");
+        k->lost = bpf_object__find_map_by_name(first, "lost");
+        if ((r = kprobes_set_filters(k, o)) < 0) {
+                appendf(report, cap, "; cannot fill the filter maps: %s", strerror(-r));
+                goto fail;
+        }
+        k->rb = ring_buffer__new(bpf_map__fd(k->events), fn, ctx, NULL);
         if (!k->rb) {
                 r = -errno;
-                snprintf(report, cap, "cannot map the ring buffer: %s", strerror(-r));
-                goto fail;
-        }
-        for (size_t h = 0; h < N_HOOKS; h++) {
-                if (choice[h] < 0) {
-                        appendf(report, cap, "%s%s: off (%s)", report[0] ? ", " : "", hooks[h].name, why[h]);
-                        continue;
-                }
-                struct bpf_program *p = bpf_object__find_program_by_name(skel->obj, hooks[h].variants[choice[h]]);
-                k->links[h] = p ? bpf_program__attach(p) : NULL;
-                if (!k->links[h]) {
-                        int e = p ? -errno : -ENOENT;
-                        appendf(report, cap, "%s%s: off (%s attach failed: %s)", report[0] ? ", " : "", hooks[h].name,
-                                hooks[h].kinds[choice[h]], strerror(-e));
-                        continue;
-                }
-                k->attached++;
-                appendf(report, cap, "%s%s: %s", report[0] ? ", " : "", hooks[h].name, hooks[h].kinds[choice[h]]);
-                if (why[h][0])
-                        appendf(report, cap, " (%s)", why[h]);
-        }
-        if (!k->attached) {
-                r = -ENOENT;
+                appendf(report, cap, "; cannot map the ring buffer: %s", strerror(-r));
                 goto fail;
         }
         *ret = k;
         return 0;
 fail:
-        if (k)
-                kprobes_free(k);
-        else
-                process_bpf__destroy(skel);
+        kprobes_free(k);
         return r;
+}
+
+int kprobes_set_filters(struct kprobes *k, const struct kprobes_opts *o) {
+        struct bpf_object *first = k->objs[0].ops->obj(k->objs[0].skel);
+        struct bpf_map *comms = bpf_object__find_map_by_name(first, "comm_filter");
+        struct bpf_map *cgroups = bpf_object__find_map_by_name(first, "cgroup_filter");
+        __u8 one = 1;
+        for (size_t i = 0; o->comms && o->comms[i]; i++) {
+                char comm[ST_TASK_COMM_LEN] = { 0 };
+                strncpy(comm, o->comms[i], sizeof(comm) - 1);
+                if (bpf_map__update_elem(comms, comm, sizeof(comm), &one, sizeof(one), BPF_ANY) < 0)
+                        return -errno;
+        }
+        for (size_t i = 0; i < o->n_cgroup_ids; i++)
+                if (bpf_map__update_elem(cgroups, &o->cgroup_ids[i], sizeof(__u64), &one, sizeof(one), BPF_ANY) < 0)
+                        return -errno;
+        return 0;
 }
 
 void kprobes_free(struct kprobes *k) {
         if (!k)
                 return;
-        for (size_t h = 0; h < N_HOOKS; h++)
-                bpf_link__destroy(k->links[h]);
+        for (size_t i = 0; i < k->n_objs; i++) {
+                for (size_t h = 0; h < MAX_HOOKS; h++)
+                        for (size_t p = 0; p < MAX_PROGS; p++)
+                                bpf_link__destroy(k->objs[i].links[h][p]);
+        }
         ring_buffer__free(k->rb);
-        process_bpf__destroy(k->skel);
+        /* later objects borrow the first one's maps: destroy them first */
+        for (size_t i = k->n_objs; i-- > 0;)
+                k->objs[i].ops->destroy(k->objs[i].skel);
         free(k);
 }
 
@@ -272,7 +429,7 @@ int kprobes_losses(struct kprobes *k, struct st_ev_loss *ret) {
         struct st_ev_loss *per = calloc((size_t) k->ncpus, sizeof(*per));
         if (!per)
                 return -ENOMEM;
-        if (bpf_map__lookup_elem(k->skel->maps.lost, &zero, sizeof(zero), per, (size_t) k->ncpus * sizeof(*per), 0) < 0) {
+        if (bpf_map__lookup_elem(k->lost, &zero, sizeof(zero), per, (size_t) k->ncpus * sizeof(*per), 0) < 0) {
                 int r = -errno;
                 free(per);
                 return r;

@@ -12,7 +12,13 @@
 
 struct kprobes;
 
+/* What to collect: the BPF objects in bpf/. */
+#define KPROBES_PROCESS 1u /* process.bpf.c: fork, exec, exit */
+#define KPROBES_NETWORK 2u /* net.bpf.c: TCP connect, accept, close */
+#define KPROBES_CODE 4u    /* code.bpf.c: executable mappings, package files opened */
+
 struct kprobes_opts {
+        unsigned objects;         /* KPROBES_* bits */
         uint64_t ring_bytes;      /* ring buffer size: a power of 2, multiple of the page size */
         uint32_t args_max;        /* argv bytes per exec, <= ST_ARGS_MAX */
         uint64_t wakeup_bytes;    /* 0: wake the reader on every record */
@@ -28,10 +34,12 @@ typedef int (*kprobes_record_fn)(void *ctx, void *data, size_t size);
 
 /* Loads and attaches what this kernel allows. On success *ret is set and `report` (cap bytes)
  * says which hooks run and how ("process.exec: tp_btf"), and which do not, and why. Fails with
- * -errno (and the reason in report) only when no hook at all could run. */
+ * -errno (and the reason in report) only when no hook at all could run. Objects after the first
+ * share its ring buffer, loss counters and filter maps. */
 int kprobes_open(const struct kprobes_opts *o, kprobes_record_fn fn, void *ctx, struct kprobes **ret, char *report,
                  size_t cap);
 void kprobes_free(struct kprobes *k); /* NULL-safe: detaches and unloads */
+int kprobes_set_filters(struct kprobes *k, const struct kprobes_opts *o); /* fills comm/cgroup maps */
 
 int kprobes_epoll_fd(struct kprobes *k);  /* readable when records are ready (see wakeup_bytes) */
 int kprobes_consume(struct kprobes *k);   /* reads every ready record; returns how many, or -errno */

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -282,6 +283,49 @@ int krec_add(struct krec_builder *kb, const struct kevent *ev, const struct st_p
                         kv_int(&k, "process.exit.code", WEXITSTATUS(status));
                 if (h->start_ns && h->ts_ns >= h->start_ns)
                         kv_int(&k, "strata.process.duration_ns", (int64_t) (h->ts_ns - h->start_ns));
+                kv_int(&k, "thread.id", h->tid);
+                break;
+        }
+        case ST_EV_CONNECT:
+        case ST_EV_ACCEPT:
+        case ST_EV_CLOSE: {
+                static const char *const names[] = { [ST_EV_CONNECT] = "network.connect", [ST_EV_ACCEPT] = "network.accept",
+                                                     [ST_EV_CLOSE] = "network.close" };
+                const struct st_ev_conn *c = ev->conn;
+                char addr[64];
+                g = group_for(kb, h->pid, h->start_ns, false, proc);
+                if (!g || !(rec = new_record(kb, names[ev->type], h->ts_ns, &k, 14)))
+                        return -ENOMEM;
+                kv_int(&k, "process.pid", h->pid);
+                kv_int(&k, "thread.id", h->tid);
+                kv_cstr(&k, "network.transport", "tcp");
+                kv_cstr(&k, "network.type", c->family == AF_INET6 ? "ipv6" : "ipv4");
+                kv_cstr(&k, "network.peer.address", kevent_addr(c->family, c->remote_addr, addr, sizeof(addr)));
+                kv_int(&k, "network.peer.port", c->remote_port);
+                kv_cstr(&k, "network.local.address", kevent_addr(c->family, c->local_addr, addr, sizeof(addr)));
+                kv_int(&k, "network.local.port", c->local_port);
+                kv_cstr(&k, "strata.network.direction", c->direction == ST_CONN_INBOUND ? "inbound" : "outbound");
+                if (ev->type == ST_EV_CLOSE) {
+                        kv_int(&k, "strata.network.bytes_sent", (int64_t) c->bytes_sent);
+                        kv_int(&k, "strata.network.bytes_received", (int64_t) c->bytes_received);
+                        kv_int(&k, "strata.network.duration_ns", (int64_t) c->duration_ns);
+                }
+                break;
+        }
+        case ST_EV_CODE: {
+                char path[ST_CODE_PATH_MAX + 2];
+                size_t n = kevent_code_path(ev->path, ev->path_len, path, sizeof(path));
+                g = group_for(kb, h->pid, h->start_ns, false, proc);
+                if (!g || !(rec = new_record(kb, "code.load", h->ts_ns, &k, 8)))
+                        return -ENOMEM;
+                const char *base = strrchr(path, '/');
+                kv_int(&k, "process.pid", h->pid);
+                kv_str(&k, "file.path", path, n);
+                kv_cstr(&k, "file.name", base ? base + 1 : path);
+                kv_int(&k, "strata.file.inode", (int64_t) ev->code->inode);
+                kv_cstr(&k, "strata.code.load_kind", ev->code->kind == ST_CODE_MMAP_EXEC ? "mmap_exec" : "open");
+                if (ev->code->path_truncated)
+                        kv_bool(&k, "strata.file.path_truncated", true);
                 kv_int(&k, "thread.id", h->tid);
                 break;
         }

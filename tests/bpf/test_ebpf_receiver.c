@@ -17,89 +17,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "batch.h"
-#include "component.h"
-#include "config_map.h"
-#include "log.h"
-#include "telemetry.h"
-#include "tree.h"
-#include "../unit/processor_test.h"
-
-extern const struct st_factory st_receiver_ebpf;
-
-#pragma GCC diagnostic ignored "-Wunused-parameter"
+#include "ebpf_test.h"
 
 #define N_CHILDREN 8
-
-/* ---- the receiver, wired to a capture ----------------------------------------------------- */
-
-static void rx_start(struct harness *h, const char *yaml) {
-        harness_init(h, &st_receiver_ebpf, ST_LOGS, yaml);
-        h->set.kind = ST_RECEIVER;
-        /* create() took the settings by value: recreate with kind receiver */
-        h->f->destroy(h->inst);
-        assert_int_equal(h->f->create(&h->set, h->cfg, &h->inst), 0);
-        assert_int_equal(h->f->start(h->inst), 0);
-}
-
-static void rx_stop(struct harness *h) {
-        assert_int_equal(h->f->shutdown(h->inst, INT64_MAX), 0);
-}
-
-static int64_t metric(struct harness *h, const char *name) {
-        for (struct st_tel_metric *m = h->tel.metrics; m; m = m->next)
-                if (strcmp(m->name, name) == 0)
-                        return atomic_load(&m->value);
-        fail_msg("no metric %s", name);
-        return -1;
-}
-
-static void rx_free(struct harness *h) {
-        while (h->tel.metrics) {
-                struct st_tel_metric *m = h->tel.metrics->next;
-                free(h->tel.metrics->name);
-                free(h->tel.metrics->help);
-                free(h->tel.metrics);
-                h->tel.metrics = m;
-        }
-        harness_free(h);
-}
-
-/* ---- what came out --------------------------------------------------------------------------- */
-
-struct rec {
-        const st_key_value *const *res;
-        size_t n_res;
-        const st_log_record *lr;
-};
-
-typedef void (*rec_fn)(const struct rec *r, void *ctx);
-
-static void each_record(struct harness *h, rec_fn fn, void *ctx) {
-        for (size_t i = 0; i < h->cap.n; i++) {
-                const st_logs_req *req = (const st_logs_req *) st_batch_req(h->cap.v[i]);
-                assert_non_null(req);
-                for (size_t a = 0; a < req->n_resource_logs; a++) {
-                        const st_resource_logs *rl = req->resource_logs[a];
-                        for (size_t b = 0; b < rl->n_scope_logs; b++)
-                                for (size_t c = 0; c < rl->scope_logs[b]->n_log_records; c++) {
-                                        struct rec r = { (const st_key_value *const *) rl->resource->attributes,
-                                                         rl->resource->n_attributes, rl->scope_logs[b]->log_records[c] };
-                                        fn(&r, ctx);
-                                }
-                }
-        }
-}
-
-static int64_t attr_int(const st_log_record *lr, const char *key, int64_t def) {
-        const st_any_value *v = attr_get(lr->attributes, lr->n_attributes, key);
-        return v && v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE ? v->int_value : def;
-}
-
-static const char *attr_str(const st_log_record *lr, const char *key) {
-        const st_any_value *v = attr_get(lr->attributes, lr->n_attributes, key);
-        return v && v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE ? v->string_value : NULL;
-}
 
 /* ---- the workload ---------------------------------------------------------------------------- */
 
@@ -213,17 +133,7 @@ static void check_children(struct truth *t, bool forks, bool execs) {
         assert_int_equal(t->gaps, 0);
 }
 
-static int need_root(void **state) {
-        if (geteuid() != 0) {
-                print_message("SKIPPED: loading BPF programs needs root (CAP_BPF, CAP_PERFMON); run the tests as root\n");
-                return -1;
-        }
-        return 0;
-}
-
-#define REQUIRE_ROOT() do { if (geteuid() != 0) skip(); } while (0)
-
-static const char *const YAML = "flush_interval: 50ms\n";
+static const char *const YAML = "flush_interval: 50ms\nevents: [process]\n";
 
 static void test_ground_truth(void **state) {
         struct harness h;
@@ -289,7 +199,7 @@ static void test_forced_raw_tp(void **state) {
         struct harness h;
         struct truth t = { 0 };
         REQUIRE_ROOT();
-        rx_start(&h, "flush_interval: 50ms\nprogram_kind: raw_tp\nwakeup_bytes: 0\n");
+        rx_start(&h, "flush_interval: 50ms\nevents: [process]\nprogram_kind: raw_tp\nwakeup_bytes: 0\n");
         assert_int_equal(metric(&h, "ebpf_hooks_attached"), 3);
         workload(&t, -1);
         rx_stop(&h);
@@ -308,7 +218,7 @@ static void test_uid_filter(void **state) {
         struct harness h;
         struct truth t = { .only_uid = 65534 };
         REQUIRE_ROOT();
-        rx_start(&h, "flush_interval: 50ms\nfilters: { uid: 65534 }\n");
+        rx_start(&h, "flush_interval: 50ms\nevents: [process]\nfilters: { uid: 65534 }\n");
         workload(&t, 65534);
         rx_stop(&h);
         each_record(&h, match, &t);
@@ -342,8 +252,6 @@ int main(void) {
                 cmocka_unit_test(test_forced_raw_tp),
                 cmocka_unit_test(test_uid_filter),
         };
-        (void) need_root;
-        if (geteuid() != 0)
-                print_message("test_ebpf_receiver: not root: the tests that load BPF programs are SKIPPED\n");
+        announce_skips("test_ebpf_receiver");
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

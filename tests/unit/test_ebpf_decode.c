@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <cmocka.h>
 
 #include "ebpf_decode.h"
@@ -145,6 +146,64 @@ static void test_malformed(void **state) {
                 assert_int_equal(kevent_decode(buf, k, &ev), -EBADMSG);
 }
 
+static void test_conn(void **state) {
+        struct kevent ev;
+        struct st_ev_conn *c = (struct st_ev_conn *) buf;
+        char a[64];
+        memset(buf, 0, sizeof(buf));
+        c->h.type = ST_EV_CLOSE;
+        c->h.size = sizeof(*c);
+        c->family = AF_INET6;
+        c->direction = ST_CONN_INBOUND;
+        c->local_addr[15] = 1;
+        c->bytes_sent = 5;
+        assert_int_equal(kevent_decode(buf, sizeof(*c), &ev), 0);
+        assert_int_equal(ev.conn->bytes_sent, 5);
+        assert_string_equal(kevent_addr(ev.conn->family, ev.conn->local_addr, a, sizeof(a)), "::1");
+        c->family = AF_INET;
+        static const __u8 v4[16] = { 10, 1, 2, 3 };
+        assert_string_equal(kevent_addr(AF_INET, v4, a, sizeof(a)), "10.1.2.3");
+        c->family = 1; /* AF_UNIX: not a connection we report */
+        assert_int_equal(kevent_decode(buf, sizeof(*c), &ev), -EBADMSG);
+        c->family = AF_INET;
+        c->direction = 3;
+        assert_int_equal(kevent_decode(buf, sizeof(*c), &ev), -EBADMSG);
+        c->direction = ST_CONN_OUTBOUND;
+        c->h.type = ST_EV_CONNECT;
+        assert_int_equal(kevent_decode(buf, sizeof(*c), &ev), 0);
+        assert_int_equal(kevent_decode(buf, sizeof(*c) - 1, &ev), -EBADMSG);
+}
+
+static void test_code(void **state) {
+        struct kevent ev;
+        struct st_ev_code *c = (struct st_ev_code *) buf;
+        static const char comps[] = "libssl.so.3\0x86_64-linux-gnu\0lib\0usr"; /* leaf first */
+        char path[128];
+        memset(buf, 0, sizeof(buf));
+        c->h.type = ST_EV_CODE;
+        c->kind = ST_CODE_MMAP_EXEC;
+        c->path_len = sizeof(comps);
+        memcpy(buf + sizeof(*c), comps, sizeof(comps));
+        c->h.size = (__u16) (sizeof(*c) + sizeof(comps));
+        assert_int_equal(kevent_decode(buf, c->h.size, &ev), 0);
+        assert_int_equal(kevent_code_path(ev.path, ev.path_len, path, sizeof(path)), strlen("/usr/lib/x86_64-linux-gnu/libssl.so.3"));
+        assert_string_equal(path, "/usr/lib/x86_64-linux-gnu/libssl.so.3");
+        /* cut output stays terminated */
+        assert_int_equal(kevent_code_path(ev.path, ev.path_len, path, 8), 7);
+        assert_string_equal(path, "/usr/li");
+        /* a last component cut without its NUL */
+        assert_int_equal(kevent_code_path("b\0a", 3, path, sizeof(path)), 4);
+        assert_string_equal(path, "/a/b");
+        assert_int_equal(kevent_code_path("", 0, path, sizeof(path)), 0);
+        assert_string_equal(path, "");
+        /* inconsistent lengths, bad kind */
+        c->path_len++;
+        assert_int_equal(kevent_decode(buf, c->h.size, &ev), -EBADMSG);
+        c->path_len--;
+        c->kind = 9;
+        assert_int_equal(kevent_decode(buf, c->h.size, &ev), -EBADMSG);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_exec),
@@ -152,6 +211,8 @@ int main(void) {
                 cmocka_unit_test(test_exec_inconsistent),
                 cmocka_unit_test(test_fork_exit),
                 cmocka_unit_test(test_malformed),
+                cmocka_unit_test(test_conn),
+                cmocka_unit_test(test_code),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

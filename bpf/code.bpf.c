@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Code loads: files mapped executable (shared objects, by ld.so or dlopen) and package files
+ * opened (*.so*, *.jar, *.war, *.node, and *.py, *.pyc, *.js, *.mjs, *.cjs under site-packages,
+ * dist-packages or node_modules) — per process, each file once (`seen`), which is what "is
+ * this vulnerable package actually loaded" needs.
+ *
+ * Hooks: syscalls:sys_enter_mmap and sys_exit_openat{,2} (tp: needs tracefs), else
+ * raw_tp/sys_enter and raw_tp/sys_exit (every syscall of the host: the last resort). The path
+ * is rebuilt from the file's dentries and mounts (no bpf_d_path in tracepoints). */
+#include "common.bpf.h"
+#include "syscalls.bpf.h"
+
+#define PROT_EXEC 4
+#define DEPTH_MAX 32
+#define NAME_MAX_READ 256
+#define LEAF_READ 64
+
+struct code_scratch {
+        struct st_ev_code ev;
+        char data[ST_CODE_PATH_MAX + NAME_MAX_READ];
+        char leaf[LEAF_READ];
+};
+
+struct {
+        __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+        __uint(max_entries, 1);
+        __type(key, __u32);
+        __type(value, struct code_scratch);
+} code_buf SEC(".maps");
+
+struct seen_key {
+        __u32 pid;
+        __u32 dev;
+        __u64 start_ns;
+        __u64 inode;
+        __u32 kind; /* a library is reported opened and mapped: once each */
+        __u32 _pad;
+};
+
+struct {
+        __uint(type, BPF_MAP_TYPE_LRU_HASH);
+        __uint(max_entries, 65536);
+        __type(key, struct seen_key);
+        __type(value, __u8);
+} seen SEC(".maps");
+
+enum leaf_class { LEAF_NO = 0, LEAF_ALWAYS = 1, LEAF_IN_PACKAGE = 2 };
+
+static __always_inline bool ends_with(const char *s, __u32 n, const char *suffix, __u32 k) {
+        if (n < k || n > LEAF_READ - 1)
+                return false;
+        for (__u32 i = 0; i < k; i++)
+                if (s[(n - k + i) & (LEAF_READ - 1)] != suffix[i])
+                        return false;
+        return true;
+}
+
+/* What an opened file's name says about it. */
+static __always_inline int classify_leaf(const char *s, __u32 n) {
+        for (__u32 i = 0; i + 4 < LEAF_READ && i + 3 <= n; i++)
+                if (s[i] == '.' && s[i + 1] == 's' && s[i + 2] == 'o' &&
+                    (s[i + 3] == '\0' || (s[i + 3] == '.' && s[i + 4] >= '0' && s[i + 4] <= '9')))
+                        return LEAF_ALWAYS; /* libx.so, libx.so.1.2; not ld.so.cache */
+        if (ends_with(s, n, ".jar", 4) || ends_with(s, n, ".war", 4) || ends_with(s, n, ".node", 5))
+                return LEAF_ALWAYS;
+        if (ends_with(s, n, ".py", 3) || ends_with(s, n, ".pyc", 4) || ends_with(s, n, ".js", 3) ||
+            ends_with(s, n, ".mjs", 4) || ends_with(s, n, ".cjs", 4))
+                return LEAF_IN_PACKAGE;
+        return LEAF_NO;
+}
+
+/* Whether a path component (n bytes with its NUL) is a package directory. Branch-free byte
+ * compares: a branch per byte would give the verifier 2^26 paths to walk. */
+static __always_inline bool is_package_dir(const char *c, long n) {
+        const char *site = "site-packages", *dist = "dist-packages", *node = "node_modules";
+        __u8 d_site = 0, d_dist = 0, d_node = 0;
+        if (n != 13 && n != 14)
+                return false;
+        for (int i = 0; i < 13; i++) {
+                d_site |= c[i] ^ site[i];
+                d_dist |= c[i] ^ dist[i];
+        }
+        for (int i = 0; i < 12; i++)
+                d_node |= c[i] ^ node[i];
+        return n == 14 ? (d_site == 0) | (d_dist == 0) : d_node == 0;
+}
+
+/* One step of the path walk, as a bpf_loop() callback: the verifier checks it once, where an
+ * unrolled walk with a mount hop per step is a tree of paths it cannot finish. */
+struct walk {
+        struct dentry *d;
+        struct mount *mnt;
+        __u32 off;
+        bool in_package, truncated;
+};
+
+static long walk_step(__u32 i, void *ctx) {
+        struct walk *w = ctx;
+        __u32 zero = 0;
+        struct code_scratch *s = bpf_map_lookup_elem(&code_buf, &zero);
+        if (!s)
+                return 1;
+        /* local copies: BPF_CORE_READ relocates every step, and struct walk is not the kernel's */
+        struct dentry *d = w->d;
+        struct mount *mnt = w->mnt;
+        struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
+        if (d == mnt_root) {
+                struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
+                if (parent == mnt)
+                        return 1; /* the root of the mount tree */
+                w->d = BPF_CORE_READ(mnt, mnt_mountpoint);
+                w->mnt = parent;
+                return 0;
+        }
+        struct dentry *up = BPF_CORE_READ(d, d_parent);
+        if (up == d)
+                return 1;
+        if (w->off > ST_CODE_PATH_MAX - NAME_MAX_READ) {
+                w->truncated = true;
+                return 1;
+        }
+        char *at = s->data + (w->off & (ST_CODE_PATH_MAX - 1));
+        long n = bpf_probe_read_kernel_str(at, NAME_MAX_READ, BPF_CORE_READ(d, d_name.name));
+        if (n <= 0)
+                return 1;
+        if (i > 0 && is_package_dir(at, n))
+                w->in_package = true;
+        w->off += (__u32) n;
+        w->d = up;
+        return 0;
+}
+
+static __always_inline int emit_file(struct file *f, __u8 kind, bool filter_leaf) {
+        __u32 zero = 0;
+        struct code_scratch *s;
+        __u64 now;
+
+        if (!f)
+                return 0;
+        struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+        struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
+        struct inode *ino = BPF_CORE_READ(d, d_inode);
+        if (!d || !vm || !ino)
+                return 0;
+        s = bpf_map_lookup_elem(&code_buf, &zero);
+        if (!s)
+                return 0;
+
+        int leaf = LEAF_ALWAYS;
+        if (filter_leaf) {
+                __u32 n = BPF_CORE_READ(d, d_name.len);
+                if (n >= LEAF_READ)
+                        return 0;
+                if (bpf_probe_read_kernel_str(s->leaf, LEAF_READ, BPF_CORE_READ(d, d_name.name)) < 0)
+                        return 0;
+                leaf = classify_leaf(s->leaf, n);
+                if (leaf == LEAF_NO)
+                        return 0;
+        }
+        if (!st_wanted())
+                return 0;
+
+        __u64 id = bpf_get_current_pid_tgid();
+        struct task_struct *task = (struct task_struct *) bpf_get_current_task();
+        struct seen_key key = {
+                .pid = id >> 32,
+                .dev = BPF_CORE_READ(ino, i_sb, s_dev),
+                .start_ns = BPF_CORE_READ(task, group_leader, start_boottime),
+                .inode = BPF_CORE_READ(ino, i_ino),
+                .kind = kind,
+        };
+        if (bpf_map_lookup_elem(&seen, &key))
+                return 0;
+
+        /* the path, leaf first: dentry by dentry, hopping to the parent mount at a mount's root */
+        struct walk w = { .d = d, .mnt = container_of(vm, struct mount, mnt) };
+        bpf_loop(DEPTH_MAX, walk_step, &w, 0);
+        __u32 off = w.off;
+        bool in_package = w.in_package, truncated = w.truncated;
+        if (leaf == LEAF_IN_PACKAGE && !in_package)
+                return 0;
+
+        __u8 one = 1;
+        bpf_map_update_elem(&seen, &key, &one, BPF_ANY);
+        now = bpf_ktime_get_boot_ns();
+        off &= ST_CODE_PATH_MAX - 1 + ST_CODE_PATH_MAX; /* bounded for the verifier */
+        if (off > ST_CODE_PATH_MAX)
+                off = ST_CODE_PATH_MAX;
+        __u64 size = sizeof(s->ev) + off;
+        st_fill_header(&s->ev.h, ST_EV_CODE, (__u16) size, now);
+        s->ev.kind = kind;
+        s->ev.path_truncated = truncated;
+        s->ev.path_len = (__u16) off;
+        s->ev.inode = key.inode;
+        s->ev.dev = key.dev;
+        s->ev._pad = 0;
+        s->ev._pad2 = 0;
+        if (size <= sizeof(s->ev) + ST_CODE_PATH_MAX)
+                st_emit(s, size, now);
+        return 0;
+}
+
+static __always_inline int on_mmap(unsigned long prot, long fd) {
+        if (!(prot & PROT_EXEC) || fd < 0)
+                return 0;
+        return emit_file(st_fd_file(fd), ST_CODE_MMAP_EXEC, false);
+}
+
+static __always_inline int on_open(long fd) {
+        if (fd < 0)
+                return 0;
+        return emit_file(st_fd_file(fd), ST_CODE_OPEN, true);
+}
+
+SEC("tp/syscalls/sys_enter_mmap")
+int mmap_tp(struct trace_event_raw_sys_enter *ctx) { return on_mmap(ctx->args[2], (long) ctx->args[4]); }
+
+SEC("raw_tp/sys_enter")
+int BPF_PROG(mmap_raw, struct pt_regs *regs, long nr) {
+        if (nr != ST_NR_MMAP)
+                return 0;
+        return on_mmap(PT_REGS_PARM3_CORE_SYSCALL(regs), (long) PT_REGS_PARM5_CORE_SYSCALL(regs));
+}
+
+SEC("tp/syscalls/sys_exit_openat")
+int openat_tp(struct trace_event_raw_sys_exit *ctx) { return on_open(ctx->ret); }
+SEC("tp/syscalls/sys_exit_openat2")
+int openat2_tp(struct trace_event_raw_sys_exit *ctx) { return on_open(ctx->ret); }
+
+SEC("raw_tp/sys_exit")
+int BPF_PROG(open_raw, struct pt_regs *regs, long ret) {
+        long nr = st_syscall_nr(regs);
+        if (nr != ST_NR_OPENAT && nr != ST_NR_OPENAT2)
+                return 0;
+        return on_open(ret);
+}

@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: GPL-2.0
+/* TCP connections: outbound connect, inbound accept, and close with bytes and duration, each
+ * attributed to the process that owns the socket.
+ *
+ * A handshake completes in softirq, where `current` is whoever the CPU was running; so the
+ * owner is captured where it is certain — connect() moving the socket CLOSE → SYN_SENT runs in
+ * the connecting task, accept() returns in the accepting task — and kept per socket in `socks`
+ * until the socket closes.
+ *
+ * Hooks: sock:inet_sock_set_state (tp_btf, else raw_tp); accept's return through
+ * syscalls:sys_exit_accept{,4} (tp: needs tracefs, fires for accept only), else raw_tp/sys_exit
+ * (fires for every syscall of the host: costlier, the last resort). */
+#include "common.bpf.h"
+#include "syscalls.bpf.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_CLOSE 7
+#define RCV_SHUTDOWN 1
+#define SEND_SHUTDOWN 2
+
+struct sock_owner {
+        struct st_ev_header owner;
+        __u64 since_ns;      /* established or accepted */
+        __u8 direction;
+        __u8 reported;       /* CONNECT/ACCEPT sent */
+        /* the endpoints as they were when the connection was up: at TCP_CLOSE the local port
+         * may already be released (inet_put_port) */
+        __u16 family, local_port, remote_port;
+        __u8 local_addr[16], remote_addr[16];
+};
+
+struct {
+        __uint(type, BPF_MAP_TYPE_LRU_HASH);
+        __uint(max_entries, 65536);
+        __type(key, __u64); /* struct sock * */
+        __type(value, struct sock_owner);
+} socks SEC(".maps");
+
+/* scratch for building a map value without a large stack frame */
+struct {
+        __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+        __uint(max_entries, 1);
+        __type(key, __u32);
+        __type(value, struct sock_owner);
+} owner_buf SEC(".maps");
+
+static __always_inline void read_endpoints(struct sock_owner *o, const struct sock *sk) {
+        o->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+        o->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+        o->remote_port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+        __builtin_memset(o->local_addr, 0, sizeof(o->local_addr));
+        __builtin_memset(o->remote_addr, 0, sizeof(o->remote_addr));
+        if (o->family == AF_INET) {
+                __u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr), r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+                __builtin_memcpy(o->local_addr, &l, 4);
+                __builtin_memcpy(o->remote_addr, &r, 4);
+        } else {
+                BPF_CORE_READ_INTO(&o->local_addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+                BPF_CORE_READ_INTO(&o->remote_addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+        }
+}
+
+static __always_inline void emit_conn(const struct sock *sk, struct sock_owner *o, __u16 type, __u64 now) {
+        struct st_ev_conn ev = {};
+        ev.h = o->owner;
+        ev.h.type = type;
+        ev.h.size = sizeof(ev);
+        ev.h.ts_ns = now;
+        ev.h.cpu = bpf_get_smp_processor_id();
+        ev.direction = o->direction;
+        ev.family = o->family;
+        ev.local_port = o->local_port;
+        ev.remote_port = o->remote_port;
+        __builtin_memcpy(ev.local_addr, o->local_addr, sizeof(ev.local_addr));
+        __builtin_memcpy(ev.remote_addr, o->remote_addr, sizeof(ev.remote_addr));
+        if (type == ST_EV_CLOSE) {
+                /* bytes_acked and bytes_received count sequence space: payload plus the SYN
+                 * (ours, when we connected) and the FINs; take those out to report payload. */
+                const struct tcp_sock *tp = (const struct tcp_sock *) sk;
+                __u8 shut = BPF_CORE_READ(sk, sk_shutdown);
+                __u64 acked = BPF_CORE_READ(tp, bytes_acked), received = BPF_CORE_READ(tp, bytes_received);
+                __u64 ours = (o->direction == ST_CONN_OUTBOUND) +
+                             ((shut & SEND_SHUTDOWN) && BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq));
+                __u64 theirs = (shut & RCV_SHUTDOWN) != 0;
+                ev.bytes_sent = acked > ours ? acked - ours : 0;
+                ev.bytes_received = received > theirs ? received - theirs : 0;
+                ev.duration_ns = o->since_ns && now > o->since_ns ? now - o->since_ns : 0;
+        }
+        st_emit(&ev, sizeof(ev), now);
+}
+
+static __always_inline int on_state(const struct sock *sk, int oldstate, int newstate) {
+        __u64 key = (__u64) sk, now;
+        struct sock_owner *o;
+        __u32 zero = 0;
+
+        if (BPF_CORE_READ(sk, __sk_common.skc_family) != AF_INET &&
+            BPF_CORE_READ(sk, __sk_common.skc_family) != AF_INET6)
+                return 0;
+        if (oldstate == TCP_CLOSE && newstate == TCP_SYN_SENT) {
+                /* connect(): the caller's context */
+                if (!st_wanted())
+                        return 0;
+                o = bpf_map_lookup_elem(&owner_buf, &zero);
+                if (!o)
+                        return 0;
+                now = bpf_ktime_get_boot_ns();
+                st_fill_header(&o->owner, 0, 0, now);
+                o->since_ns = 0;
+                o->direction = ST_CONN_OUTBOUND;
+                o->reported = 0;
+                bpf_map_update_elem(&socks, &key, o, BPF_ANY);
+                return 0;
+        }
+        o = bpf_map_lookup_elem(&socks, &key);
+        if (!o)
+                return 0; /* not ours: unfiltered out, or older than strata */
+        now = bpf_ktime_get_boot_ns();
+        if (newstate == TCP_ESTABLISHED && o->direction == ST_CONN_OUTBOUND && !o->reported) {
+                o->since_ns = now;
+                o->reported = 1;
+                read_endpoints(o, sk);
+                emit_conn(sk, o, ST_EV_CONNECT, now);
+        } else if (newstate == TCP_CLOSE) {
+                if (o->reported)
+                        emit_conn(sk, o, ST_EV_CLOSE, now);
+                bpf_map_delete_elem(&socks, &key); /* a failed connect ends here too */
+        }
+        return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(state_btf, const struct sock *sk, const int oldstate, const int newstate) {
+        return on_state(sk, oldstate, newstate);
+}
+SEC("raw_tp/inet_sock_set_state")
+int BPF_PROG(state_raw, const struct sock *sk, const int oldstate, const int newstate) {
+        return on_state(sk, oldstate, newstate);
+}
+
+static __always_inline int on_accepted(long fd) {
+        struct sock_owner *o;
+        __u32 zero = 0;
+        if (fd < 0 || !st_wanted())
+                return 0;
+        struct file *f = st_fd_file(fd);
+        struct socket *sock = f ? BPF_CORE_READ(f, private_data) : NULL;
+        struct sock *sk = sock ? BPF_CORE_READ(sock, sk) : NULL;
+        if (!sk)
+                return 0;
+        __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+        if ((family != AF_INET && family != AF_INET6) || BPF_CORE_READ(sk, sk_protocol) != 6 /* TCP */)
+                return 0;
+        o = bpf_map_lookup_elem(&owner_buf, &zero);
+        if (!o)
+                return 0;
+        __u64 now = bpf_ktime_get_boot_ns(), key = (__u64) sk;
+        st_fill_header(&o->owner, 0, 0, now);
+        o->since_ns = now;
+        o->direction = ST_CONN_INBOUND;
+        o->reported = 1;
+        read_endpoints(o, sk);
+        bpf_map_update_elem(&socks, &key, o, BPF_ANY);
+        emit_conn(sk, o, ST_EV_ACCEPT, now);
+        return 0;
+}
+
+SEC("tp/syscalls/sys_exit_accept4")
+int accept4_tp(struct trace_event_raw_sys_exit *ctx) { return on_accepted(ctx->ret); }
+SEC("tp/syscalls/sys_exit_accept")
+int accept_tp(struct trace_event_raw_sys_exit *ctx) { return on_accepted(ctx->ret); }
+
+SEC("raw_tp/sys_exit")
+int BPF_PROG(accept_raw, struct pt_regs *regs, long ret) {
+        long nr = st_syscall_nr(regs);
+        if (nr != ST_NR_ACCEPT && nr != ST_NR_ACCEPT4)
+                return 0;
+        return on_accepted(ret);
+}

@@ -1,0 +1,181 @@
+/* Code loads from the kernel, against ground truth: K dlopen()s of K copies of a known shared
+ * object, and package files opened (site-packages/…py, node_modules/…js, a .jar), each opened
+ * twice. Each must be reported exactly once for this process, with its exact path, as an
+ * executable mapping (the .so) and as an open; files outside packages must not be. */
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+
+#include "ebpf_test.h"
+
+#define K_PLUGINS 5
+
+struct file_truth {
+        char path[PATH_MAX];
+        bool expect_mmap, expect_open;
+        int mmaps, opens;
+};
+
+struct truth {
+        struct file_truth f[K_PLUGINS + 5];
+        size_t n;
+        pid_t pid;
+        int gaps;
+};
+
+static void copy_file(const char *from, const char *to) {
+        char buf[65536];
+        int in = open(from, O_RDONLY | O_CLOEXEC), out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+        ssize_t n;
+        assert_true(in >= 0 && out >= 0);
+        while ((n = read(in, buf, sizeof(buf))) > 0)
+                assert_int_equal(write(out, buf, (size_t) n), n);
+        close(in);
+        close(out);
+}
+
+static void make_file(const char *path) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "x\n", 2), 2);
+        close(fd);
+}
+
+static void open_twice(const char *path) {
+        for (int i = 0; i < 2; i++) {
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                assert_true(fd >= 0);
+                close(fd);
+        }
+}
+
+static struct file_truth *add(struct truth *t, const char *path, bool mmap_exec, bool opened) {
+        struct file_truth *f = &t->f[t->n++];
+        assert_non_null(realpath(path, f->path));
+        f->expect_mmap = mmap_exec;
+        f->expect_open = opened;
+        return f;
+}
+
+static char dir[] = "/tmp/strata-code-XXXXXX";
+
+static void workload(struct truth *t) {
+        char p[PATH_MAX];
+        t->pid = getpid();
+        assert_non_null(mkdtemp(dir));
+        for (int i = 0; i < K_PLUGINS; i++) {
+                snprintf(p, sizeof(p), "%s/libstrata-plugin-%d.so", dir, i);
+                copy_file(STRATA_TEST_PLUGIN, p);
+                add(t, p, true, true);
+                void *h = dlopen(p, RTLD_NOW | RTLD_LOCAL);
+                assert_non_null(h);
+                int (*answer)(void) = (int (*)(void)) dlsym(h, "strata_test_plugin_answer");
+                assert_non_null(answer);
+                assert_int_equal(answer(), 42);
+                dlclose(h);
+        }
+        static const char *const trees[] = { "site-packages/requests", "node_modules/left-pad", "plain" };
+        for (size_t i = 0; i < 3; i++) {
+                char cmd[PATH_MAX + 32];
+                snprintf(cmd, sizeof(cmd), "mkdir -p %s/%s", dir, trees[i]);
+                assert_int_equal(system(cmd), 0);
+        }
+        snprintf(p, sizeof(p), "%s/site-packages/requests/api.py", dir);
+        make_file(p);
+        open_twice(p);
+        add(t, p, false, true);
+        snprintf(p, sizeof(p), "%s/node_modules/left-pad/index.js", dir);
+        make_file(p);
+        open_twice(p);
+        add(t, p, false, true);
+        snprintf(p, sizeof(p), "%s/app.jar", dir);
+        make_file(p);
+        open_twice(p);
+        add(t, p, false, true);
+        /* not code: a .py outside a package, a text file */
+        snprintf(p, sizeof(p), "%s/plain/script.py", dir);
+        make_file(p);
+        open_twice(p);
+        add(t, p, false, false);
+        snprintf(p, sizeof(p), "%s/notes.txt", dir);
+        make_file(p);
+        open_twice(p);
+        add(t, p, false, false);
+}
+
+static void match(const struct rec *r, void *ctx) {
+        struct truth *t = ctx;
+        const st_log_record *lr = r->lr;
+        const char *ev = attr_str(lr, "event.name");
+        if (strcmp(ev, "strata.gap") == 0) {
+                t->gaps++;
+                return;
+        }
+        if (strcmp(ev, "code.load") != 0 || attr_int(lr, "process.pid", -1) != t->pid)
+                return;
+        const char *path = attr_str(lr, "file.path"), *kind = attr_str(lr, "strata.code.load_kind");
+        assert_non_null(path);
+        assert_non_null(kind);
+        for (size_t i = 0; i < t->n; i++) {
+                struct file_truth *f = &t->f[i];
+                if (strcmp(path, f->path) != 0)
+                        continue;
+                const char *base = strrchr(f->path, '/') + 1;
+                assert_string_equal(attr_str(lr, "file.name"), base);
+                struct stat st;
+                assert_int_equal(stat(f->path, &st), 0);
+                assert_int_equal(attr_int(lr, "strata.file.inode", -1), (int64_t) st.st_ino);
+                if (strcmp(kind, "mmap_exec") == 0)
+                        f->mmaps++;
+                else
+                        f->opens++;
+        }
+}
+
+static void run(const char *yaml) {
+        struct harness h;
+        struct truth t = { 0 };
+        strcpy(dir, "/tmp/strata-code-XXXXXX");
+        rx_start(&h, yaml);
+        assert_int_equal(metric(&h, "ebpf_hooks_attached"), 2);
+        workload(&t);
+        rx_stop(&h);
+        each_record(&h, match, &t);
+        for (size_t i = 0; i < t.n; i++) {
+                struct file_truth *f = &t.f[i];
+                if (f->mmaps != (f->expect_mmap ? 1 : 0) || f->opens != (f->expect_open ? 1 : 0))
+                        fail_msg("%s: %d executable mappings (want %d), %d opens (want %d)", f->path, f->mmaps,
+                                 f->expect_mmap, f->opens, f->expect_open);
+        }
+        assert_int_equal(t.gaps, 0);
+        assert_int_equal(metric(&h, "ebpf_lost_events_total"), 0);
+        assert_int_equal(metric(&h, "ebpf_decode_errors_total"), 0);
+        rx_free(&h);
+        char cmd[64];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        assert_int_equal(system(cmd), 0);
+}
+
+static void test_code_ground_truth(void **state) {
+        REQUIRE_ROOT();
+        run("flush_interval: 50ms\nevents: [code]\n");
+}
+
+/* Without the syscall tracepoints: raw_tp/sys_enter and sys_exit give the same facts. */
+static void test_code_raw_tp_fallback(void **state) {
+        REQUIRE_ROOT();
+        setenv("STRATA_TEST_EBPF_BREAK_PROGRAM", "mmap_tp,openat_tp,openat2_tp", 1);
+        run("flush_interval: 50ms\nevents: [code]\n");
+        unsetenv("STRATA_TEST_EBPF_BREAK_PROGRAM");
+}
+
+int main(void) {
+        st_log_setup(ST_LOG_INFO, ST_LOG_TEXT);
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_code_ground_truth),
+                cmocka_unit_test(test_code_raw_tp_fallback),
+        };
+        announce_skips("test_ebpf_code");
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,256 @@
+/* TCP connections from the kernel, against ground truth: M loopback connections over IPv4 and
+ * IPv6 with known byte counts each way, connected from this thread and accepted on another.
+ * Every connect, accept and close must be reported once, attributed to the right process and
+ * thread (the accept to the accepting thread, not to whatever ran the handshake in softirq),
+ * with both endpoints and the exact byte counts, and nothing lost. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+
+#include "ebpf_test.h"
+
+#define M_PER_FAMILY 4
+
+struct conn {
+        int family;
+        int client_port, server_port;
+        size_t up, down; /* bytes client → server, server → client */
+        int connects, accepts, client_closes, server_closes;
+        bool connect_ok, accept_ok, client_close_ok, server_close_ok;
+};
+
+struct truth {
+        struct conn c[2 * M_PER_FAMILY];
+        size_t n;
+        pid_t pid, client_tid, server_tid;
+        int listen_fd[2];
+        int ports[2];
+        int gaps;
+};
+
+static pid_t tid(void) { return (pid_t) syscall(SYS_gettid); }
+
+static int listener(int family, int *ret_port) {
+        int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_storage ss = { 0 };
+        socklen_t len;
+        assert_true(fd >= 0);
+        if (family == AF_INET) {
+                struct sockaddr_in *a = (struct sockaddr_in *) &ss;
+                a->sin_family = AF_INET;
+                a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                len = sizeof(*a);
+        } else {
+                struct sockaddr_in6 *a = (struct sockaddr_in6 *) &ss;
+                a->sin6_family = AF_INET6;
+                a->sin6_addr = in6addr_loopback;
+                len = sizeof(*a);
+        }
+        assert_int_equal(bind(fd, (struct sockaddr *) &ss, len), 0);
+        assert_int_equal(listen(fd, 16), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *) &ss, &len), 0);
+        *ret_port = ntohs(family == AF_INET ? ((struct sockaddr_in *) &ss)->sin_port : ((struct sockaddr_in6 *) &ss)->sin6_port);
+        return fd;
+}
+
+static void write_all(int fd, size_t n) {
+        char buf[4096];
+        memset(buf, 'x', sizeof(buf));
+        while (n) {
+                ssize_t k = write(fd, buf, n < sizeof(buf) ? n : sizeof(buf));
+                assert_true(k > 0);
+                n -= (size_t) k;
+        }
+}
+
+static size_t read_n(int fd, size_t n) {
+        char buf[4096];
+        size_t got = 0;
+        while (got < n) {
+                ssize_t k = read(fd, buf, n - got < sizeof(buf) ? n - got : sizeof(buf));
+                if (k <= 0)
+                        break;
+                got += (size_t) k;
+        }
+        return got;
+}
+
+static bool read_eof(int fd) {
+        char c;
+        return read(fd, &c, 1) == 0;
+}
+
+/* The server: accepts the connections in order, reads `up` bytes, answers `down`, then waits
+ * for the client's close before closing (so that every byte is acknowledged at close). */
+static void *server_main(void *arg) {
+        struct truth *t = arg;
+        t->server_tid = tid();
+        for (size_t i = 0; i < t->n; i++) {
+                struct conn *c = &t->c[i];
+                int fd = accept4(t->listen_fd[c->family == AF_INET6], NULL, NULL, SOCK_CLOEXEC);
+                assert_true(fd >= 0);
+                assert_int_equal(read_n(fd, c->up), c->up);
+                write_all(fd, c->down);
+                shutdown(fd, SHUT_WR);
+                assert_true(read_eof(fd));
+                close(fd);
+        }
+        return NULL;
+}
+
+static void workload(struct truth *t) {
+        pthread_t th;
+        t->pid = getpid();
+        t->client_tid = tid();
+        t->listen_fd[0] = listener(AF_INET, &t->ports[0]);
+        t->listen_fd[1] = listener(AF_INET6, &t->ports[1]);
+        for (int f = 0; f < 2; f++)
+                for (int i = 0; i < M_PER_FAMILY; i++) {
+                        struct conn *c = &t->c[t->n++];
+                        c->family = f ? AF_INET6 : AF_INET;
+                        c->up = 1000 + 4099 * (size_t) i + (size_t) f;
+                        c->down = 77 + 65537 * (size_t) i;
+                }
+        assert_int_equal(pthread_create(&th, NULL, server_main, t), 0);
+        for (size_t i = 0; i < t->n; i++) {
+                struct conn *c = &t->c[i];
+                struct sockaddr_storage ss = { 0 };
+                socklen_t len;
+                int fd = socket(c->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                assert_true(fd >= 0);
+                c->server_port = t->ports[c->family == AF_INET6];
+                if (c->family == AF_INET) {
+                        struct sockaddr_in *a = (struct sockaddr_in *) &ss;
+                        a->sin_family = AF_INET;
+                        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                        a->sin_port = htons((uint16_t) c->server_port);
+                        len = sizeof(*a);
+                } else {
+                        struct sockaddr_in6 *a = (struct sockaddr_in6 *) &ss;
+                        a->sin6_family = AF_INET6;
+                        a->sin6_addr = in6addr_loopback;
+                        a->sin6_port = htons((uint16_t) c->server_port);
+                        len = sizeof(*a);
+                }
+                assert_int_equal(connect(fd, (struct sockaddr *) &ss, len), 0);
+                len = sizeof(ss);
+                assert_int_equal(getsockname(fd, (struct sockaddr *) &ss, &len), 0);
+                c->client_port = ntohs(c->family == AF_INET ? ((struct sockaddr_in *) &ss)->sin_port
+                                                            : ((struct sockaddr_in6 *) &ss)->sin6_port);
+                write_all(fd, c->up);
+                assert_int_equal(read_n(fd, c->down), c->down);
+                assert_true(read_eof(fd));
+                close(fd);
+        }
+        pthread_join(th, NULL);
+        close(t->listen_fd[0]);
+        close(t->listen_fd[1]);
+}
+
+static void match(const struct rec *r, void *ctx) {
+        struct truth *t = ctx;
+        const st_log_record *lr = r->lr;
+        const char *ev = attr_str(lr, "event.name");
+        if (strcmp(ev, "strata.gap") == 0) {
+                t->gaps++;
+                return;
+        }
+        if (strncmp(ev, "network.", 8) != 0 || attr_int(lr, "process.pid", -1) != t->pid)
+                return;
+        int64_t lport = attr_int(lr, "network.local.port", -1), pport = attr_int(lr, "network.peer.port", -1);
+        const char *peer = attr_str(lr, "network.peer.address"), *local = attr_str(lr, "network.local.address");
+        const char *type = attr_str(lr, "network.type"), *dir = attr_str(lr, "strata.network.direction");
+        int64_t thread = attr_int(lr, "thread.id", -1);
+        for (size_t i = 0; i < t->n; i++) {
+                struct conn *c = &t->c[i];
+                const char *lo = c->family == AF_INET ? "127.0.0.1" : "::1";
+                const char *want_type = c->family == AF_INET ? "ipv4" : "ipv6";
+                bool addrs = peer && local && strcmp(peer, lo) == 0 && strcmp(local, lo) == 0 && type &&
+                             strcmp(type, want_type) == 0 && strcmp(attr_str(lr, "network.transport"), "tcp") == 0;
+                bool client_side = lport == c->client_port && pport == c->server_port;
+                bool server_side = lport == c->server_port && pport == c->client_port;
+                if (!client_side && !server_side)
+                        continue;
+                if (strcmp(ev, "network.connect") == 0 && client_side) {
+                        c->connects++;
+                        c->connect_ok = addrs && thread == t->client_tid && strcmp(dir, "outbound") == 0;
+                } else if (strcmp(ev, "network.accept") == 0 && server_side) {
+                        c->accepts++;
+                        c->accept_ok = addrs && thread == t->server_tid && strcmp(dir, "inbound") == 0;
+                } else if (strcmp(ev, "network.close") == 0 && client_side) {
+                        c->client_closes++;
+                        c->client_close_ok = addrs && strcmp(dir, "outbound") == 0 &&
+                                             attr_int(lr, "strata.network.bytes_sent", -1) == (int64_t) c->up &&
+                                             attr_int(lr, "strata.network.bytes_received", -1) == (int64_t) c->down &&
+                                             attr_int(lr, "strata.network.duration_ns", -1) > 0;
+                        if (!c->client_close_ok)
+                                print_message("client close %zu: sent %lld/%zu received %lld/%zu\n", i,
+                                              (long long) attr_int(lr, "strata.network.bytes_sent", -1), c->up,
+                                              (long long) attr_int(lr, "strata.network.bytes_received", -1), c->down);
+                } else if (strcmp(ev, "network.close") == 0 && server_side) {
+                        c->server_closes++;
+                        c->server_close_ok = addrs && strcmp(dir, "inbound") == 0 &&
+                                             attr_int(lr, "strata.network.bytes_sent", -1) == (int64_t) c->down &&
+                                             attr_int(lr, "strata.network.bytes_received", -1) == (int64_t) c->up;
+                        if (!c->server_close_ok)
+                                print_message("server close %zu: sent %lld/%zu received %lld/%zu\n", i,
+                                              (long long) attr_int(lr, "strata.network.bytes_sent", -1), c->down,
+                                              (long long) attr_int(lr, "strata.network.bytes_received", -1), c->up);
+                } else
+                        fail_msg("%s on the wrong side of connection %zu", ev, i);
+        }
+}
+
+static void check(struct truth *t) {
+        for (size_t i = 0; i < t->n; i++) {
+                struct conn *c = &t->c[i];
+                if (c->connects != 1 || c->accepts != 1 || c->client_closes != 1 || c->server_closes != 1)
+                        fail_msg("connection %zu (%s, port %d → %d): connects %d accepts %d client closes %d server closes %d", i,
+                                 c->family == AF_INET ? "IPv4" : "IPv6", c->client_port, c->server_port, c->connects,
+                                 c->accepts, c->client_closes, c->server_closes);
+                assert_true(c->connect_ok);
+                assert_true(c->accept_ok);
+                assert_true(c->client_close_ok);
+                assert_true(c->server_close_ok);
+        }
+        assert_int_equal(t->gaps, 0);
+}
+
+static void run(const char *yaml) {
+        struct harness h;
+        struct truth t = { 0 };
+        rx_start(&h, yaml);
+        assert_int_equal(metric(&h, "ebpf_hooks_attached"), 2);
+        workload(&t);
+        rx_stop(&h);
+        each_record(&h, match, &t);
+        check(&t);
+        assert_int_equal(metric(&h, "ebpf_lost_events_total"), 0);
+        assert_int_equal(metric(&h, "ebpf_decode_errors_total"), 0);
+        rx_free(&h);
+}
+
+static void test_tcp_ground_truth(void **state) {
+        REQUIRE_ROOT();
+        run("flush_interval: 50ms\nevents: [network]\n");
+}
+
+/* raw_tp for the state changes, and accept through raw_tp/sys_exit instead of the syscall
+ * tracepoint: the fallbacks give the same facts. */
+static void test_tcp_fallbacks(void **state) {
+        REQUIRE_ROOT();
+        setenv("STRATA_TEST_EBPF_BREAK_PROGRAM", "accept_tp,accept4_tp", 1);
+        run("flush_interval: 50ms\nevents: [network]\nprogram_kind: raw_tp\n");
+        unsetenv("STRATA_TEST_EBPF_BREAK_PROGRAM");
+}
+
+int main(void) {
+        st_log_setup(ST_LOG_INFO, ST_LOG_TEXT);
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_tcp_ground_truth),
+                cmocka_unit_test(test_tcp_fallbacks),
+        };
+        announce_skips("test_ebpf_network");
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
