@@ -3,7 +3,7 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 
-.PHONY: all deps build build-asan run test test-unit test-asan bench fuzz clean
+.PHONY: all deps build build-asan run test test-unit test-asan bench bench-kernel fuzz clean
 
 all: build
 
@@ -32,6 +32,10 @@ test-unit: build
 
 bench: build
 	./bench/run.sh $(BUILD)
+
+# The ebpf receiver under syscall storms (root).
+bench-kernel: build
+	./bench/kernel.sh $(BUILD)
 
 # Coverage-guided fuzzing (clang + libFuzzer, ASan+UBSan): every target 20 s on its seed corpus.
 fuzz:

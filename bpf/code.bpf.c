@@ -13,12 +13,12 @@
 #define PROT_EXEC 4
 #define DEPTH_MAX 32
 #define NAME_MAX_READ 256
-#define LEAF_READ 64
+#define LEAF_TAIL 16 /* bytes of a file name's end that classify it */
 
 struct code_scratch {
         struct st_ev_code ev;
         char data[ST_CODE_PATH_MAX + NAME_MAX_READ];
-        char leaf[LEAF_READ];
+        char leaf[2 * LEAF_TAIL];
 };
 
 struct {
@@ -46,25 +46,34 @@ struct {
 
 enum leaf_class { LEAF_NO = 0, LEAF_ALWAYS = 1, LEAF_IN_PACKAGE = 2 };
 
-static __always_inline bool ends_with(const char *s, __u32 n, const char *suffix, __u32 k) {
-        if (n < k || n > LEAF_READ - 1)
+/* The leaf name's last LEAF_TAIL bytes are enough to classify it: a suffix, or a ".so" with a
+ * version after it. Reading and scanning only those keeps the filter — which every open on the
+ * host pays — to one probe read and a short loop. */
+
+static __always_inline bool ends_with(const char *t, __u32 n, const char *suffix, __u32 k) {
+        /* t holds the last n (<= LEAF_TAIL) bytes of the name */
+        if (n < k)
                 return false;
         for (__u32 i = 0; i < k; i++)
-                if (s[(n - k + i) & (LEAF_READ - 1)] != suffix[i])
+                if (t[(n - k + i) & (LEAF_TAIL - 1)] != suffix[i])
                         return false;
         return true;
 }
 
-/* What an opened file's name says about it. */
-static __always_inline int classify_leaf(const char *s, __u32 n) {
-        for (__u32 i = 0; i + 4 < LEAF_READ && i + 3 <= n; i++)
-                if (s[i] == '.' && s[i + 1] == 's' && s[i + 2] == 'o' &&
-                    (s[i + 3] == '\0' || (s[i + 3] == '.' && s[i + 4] >= '0' && s[i + 4] <= '9')))
+/* What an opened file's name says about it; t: its last n bytes. */
+static __always_inline int classify_leaf(const char *t, __u32 n) {
+        for (__u32 i = 0; i + 3 <= LEAF_TAIL; i++) {
+                if (i + 3 > n)
+                        break;
+                /* t has 2 * LEAF_TAIL bytes: t[i + 4] is always inside it */
+                if (t[i] == '.' && t[i + 1] == 's' && t[i + 2] == 'o' &&
+                    (i + 3 == n || (t[i + 3] == '.' && i + 4 < n && t[i + 4] >= '0' && t[i + 4] <= '9')))
                         return LEAF_ALWAYS; /* libx.so, libx.so.1.2; not ld.so.cache */
-        if (ends_with(s, n, ".jar", 4) || ends_with(s, n, ".war", 4) || ends_with(s, n, ".node", 5))
+        }
+        if (ends_with(t, n, ".jar", 4) || ends_with(t, n, ".war", 4) || ends_with(t, n, ".node", 5))
                 return LEAF_ALWAYS;
-        if (ends_with(s, n, ".py", 3) || ends_with(s, n, ".pyc", 4) || ends_with(s, n, ".js", 3) ||
-            ends_with(s, n, ".mjs", 4) || ends_with(s, n, ".cjs", 4))
+        if (ends_with(t, n, ".py", 3) || ends_with(t, n, ".pyc", 4) || ends_with(t, n, ".js", 3) ||
+            ends_with(t, n, ".mjs", 4) || ends_with(t, n, ".cjs", 4))
                 return LEAF_IN_PACKAGE;
         return LEAF_NO;
 }
@@ -148,10 +157,11 @@ static __always_inline int emit_file(struct file *f, __u8 kind, bool filter_leaf
 
         int leaf = LEAF_ALWAYS;
         if (filter_leaf) {
-                __u32 n = BPF_CORE_READ(d, d_name.len);
-                if (n >= LEAF_READ)
+                struct qstr q;
+                if (bpf_probe_read_kernel(&q, sizeof(q), &d->d_name) < 0 || !q.len)
                         return 0;
-                if (bpf_probe_read_kernel_str(s->leaf, LEAF_READ, BPF_CORE_READ(d, d_name.name)) < 0)
+                __u32 n = q.len < LEAF_TAIL ? q.len : LEAF_TAIL;
+                if (bpf_probe_read_kernel(s->leaf, n & (LEAF_TAIL - 1 + LEAF_TAIL), q.name + q.len - n) < 0)
                         return 0;
                 leaf = classify_leaf(s->leaf, n);
                 if (leaf == LEAF_NO)

@@ -21,14 +21,15 @@ static __always_inline long st_syscall_nr(struct pt_regs *regs) { return BPF_COR
 #error "syscall numbers: add this architecture"
 #endif
 
-/* The struct file of fd in the current task (NULL when there is none). */
+/* The struct file of fd in the current task (NULL when there is none). fd comes from a syscall
+ * that just returned it or is about to use it, so it is within the table; and probe reads
+ * are safe: a stale one fails, it does not fault. */
 static __always_inline struct file *st_fd_file(long fd) {
         struct task_struct *task = (struct task_struct *) bpf_get_current_task();
-        struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
-        unsigned int max = BPF_CORE_READ(task, files, fdt, max_fds);
         struct file *f = NULL;
-        if (fd < 0 || (unsigned long) fd >= max)
+        if (fd < 0 || fd > 0x7fffffff)
                 return NULL;
+        struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
         bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
         return f;
 }

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# The ebpf receiver's benchmark: syscall storms with and without strata. See bench/README.md.
+#
+#   sudo ./bench/kernel.sh [BUILD_DIR]        (default: build; `make bench-kernel`)
+#
+# For each storm (exec, connect, open of files the receiver reports, open of files it filters
+# out) it runs the workload alone, then with strata running the ebpf receiver (all events) →
+# batch → debug (counts only), for STORM_SECONDS each, and reports in one table:
+#   ops/s alone and with strata, and the slowdown (ratio of the two, same run);
+#   events strata handled per second, strata's user CPU per event (µs) and user+sys;
+#   in-kernel cost per BPF program run (ns), from kernel.bpf_stats_enabled;
+#   events lost.
+# Then the loss test: package-file opens paced at RATE_EVENTS events/s (default 100000) for
+# RATE_SECONDS: events lost must be 0.
+# Needs root (BPF). Exits 2 when it cannot run; targets are reported, not enforced.
+set -euo pipefail
+
+BUILD=${1:-build}
+STORM_SECONDS=${STORM_SECONDS:-5}
+RATE_EVENTS=${RATE_EVENTS:-100000}
+RATE_SECONDS=${RATE_SECONDS:-3}
+STRATA=$BUILD/strata
+KSTORM=$BUILD/bench/kstorm
+[[ $(id -u) == 0 ]] || { echo "kernel.sh: needs root to load BPF programs" >&2; exit 2; }
+for b in "$STRATA" "$KSTORM"; do [[ -x $b ]] || { echo "kernel.sh: $b is missing: make build" >&2; exit 2; }; done
+command -v bpftool >/dev/null || { echo "kernel.sh: bpftool is missing" >&2; exit 2; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-kbench.XXXXXX")
+CLK_TCK=$(getconf CLK_TCK)
+STRATA_PID=
+STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
+cleanup() {
+        local rc=$?
+        [[ -n $STRATA_PID ]] && kill -TERM "$STRATA_PID" 2>/dev/null && wait "$STRATA_PID" 2>/dev/null
+        sysctl -qw kernel.bpf_stats_enabled="$STATS_WAS" || true
+        if [[ $rc -ne 0 ]]; then echo "kernel.sh: logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
+        exit $rc
+}
+trap cleanup EXIT
+log() { printf '[kbench] %s\n' "$*" >&2; }
+
+# below the ephemeral range: a connect storm leaves thousands of TIME_WAIT ports there
+PORT=$(( 20000 + RANDOM % 12000 ))
+cat > "$WORK/strata.yaml" <<YAML
+receivers:
+  ebpf: { ring_buffer_size: 16MiB }
+processors:
+  batch: {}
+exporters:
+  debug: { verbosity: basic }
+service:
+  pipelines:
+    logs: { receivers: [ebpf], processors: [batch], exporters: [debug] }
+  telemetry: { metrics: { address: "127.0.0.1:$PORT" }, logs: { level: warn } }
+YAML
+
+metric() { # metric NAME: the value of strata_receiver_NAME{receiver="ebpf"}
+        curl -sf "http://127.0.0.1:$PORT/metrics" | awk -v m="strata_receiver_$1{" 'index($0, m) == 1 { print $2 }'
+}
+cpu_ticks() { # user sys of strata
+        awk '{ print $14, $15 }' "/proc/$STRATA_PID/stat"
+}
+# run_time_ns and run_cnt summed over strata's programs (names from bpf/*.bpf.c)
+prog_stats() {
+        bpftool -j prog show | python3 -c '
+import json, sys
+ours = {"fork_btf","fork_raw","exec_btf","exec_raw","exit_btf","exit_raw","state_btf","state_raw",
+        "accept_tp","accept4_tp","accept_raw","mmap_tp","mmap_raw","openat_tp","openat2_tp","open_raw"}
+t = n = 0
+for p in json.load(sys.stdin):
+    if p.get("name") in ours:
+        t += p.get("run_time_ns", 0); n += p.get("run_cnt", 0)
+print(t, n)'
+}
+storm() { # storm ARGS...: prints ops/s
+        "$KSTORM" "$@" | sed -n 's/.* rate=\([0-9]*\).*/\1/p'
+}
+
+STORMS=("exec" "connect" "open --files 20000 --match" "open --files 1000")
+NAMES=("exec storm (fork+exec+exit)" "connect storm (loopback connect+accept+close)" "open storm, package files (*.so, 20k distinct)" "open storm, other files (filtered in kernel)")
+
+log "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
+declare -a ALONE
+for i in "${!STORMS[@]}"; do
+        # shellcheck disable=SC2086
+        ALONE[i]=$(storm ${STORMS[i]} --duration "$STORM_SECONDS")
+        log "alone: ${NAMES[i]}: ${ALONE[i]} ops/s"
+done
+
+"$STRATA" run --config "$WORK/strata.yaml" > "$WORK/strata.out" 2> "$WORK/strata.err" &
+STRATA_PID=$!
+for _ in $(seq 100); do [[ $(metric ebpf_up 2>/dev/null) == 1 ]] && break; sleep 0.1; done
+[[ $(metric ebpf_up) == 1 ]] || { log "strata's ebpf receiver did not come up:"; cat "$WORK/strata.err" >&2; exit 2; }
+sysctl -qw kernel.bpf_stats_enabled=1
+
+echo
+echo "| storm | ops/s alone | ops/s with strata | slowdown | events/s | strata user µs/event | strata user+sys µs/event | BPF ns/run | lost |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+for i in "${!STORMS[@]}"; do
+        read -r u0 s0 < <(cpu_ticks); e0=$(metric ebpf_events_total); l0=$(metric ebpf_lost_events_total)
+        read -r t0 n0 < <(prog_stats)
+        # shellcheck disable=SC2086
+        with=$(storm ${STORMS[i]} --duration "$STORM_SECONDS")
+        sleep 0.5 # the last flush
+        read -r u1 s1 < <(cpu_ticks); e1=$(metric ebpf_events_total); l1=$(metric ebpf_lost_events_total)
+        read -r t1 n1 < <(prog_stats)
+        python3 - "${NAMES[i]}" "${ALONE[i]}" "$with" "$((e1 - e0))" "$((u1 - u0))" "$((s1 - s0))" "$((t1 - t0))" "$((n1 - n0))" "$((l1 - l0))" "$STORM_SECONDS" "$CLK_TCK" <<'PY'
+import sys
+name, alone, with_, ev, ut, st, tns, runs, lost, secs, hz = sys.argv[1:]
+alone, with_, ev, ut, st, tns, runs, lost, secs, hz = float(alone), float(with_), int(ev), int(ut), int(st), int(tns), int(runs), int(lost), float(secs), int(hz)
+slow = (1 - with_ / alone) * 100 if alone else 0
+us = lambda ticks: ticks / hz * 1e6 / ev if ev else float("nan")
+print(f"| {name} | {alone:,.0f} | {with_:,.0f} | {slow:.1f}% | {ev / secs:,.0f} | {us(ut):.2f} | {us(ut + st):.2f} | {tns / runs if runs else float('nan'):.0f} | {lost} |")
+PY
+done
+
+# Losses at a set rate: every open of a distinct *.so is one event.
+l0=$(metric ebpf_lost_events_total); e0=$(metric ebpf_events_total)
+files=$((RATE_EVENTS * RATE_SECONDS))
+"$KSTORM" open --match --files "$files" --rate "$RATE_EVENTS" --duration "$RATE_SECONDS" > "$WORK/rate.out"
+sleep 0.5
+l1=$(metric ebpf_lost_events_total); e1=$(metric ebpf_events_total)
+echo
+echo "At $RATE_EVENTS events/s for ${RATE_SECONDS}s ($(sed -n 's/.* rate=\([0-9]*\).*/\1/p' "$WORK/rate.out") opens/s achieved): $((e1 - e0)) events read, $((l1 - l0)) lost."
+echo
+echo "Targets: user CPU ≤ 1 µs/event; BPF ≤ 150 ns/run; 0 lost at 100k events/s; slowdown ≤ 2%."
+echo "Command: \`./bench/kernel.sh $BUILD\` (STORM_SECONDS=$STORM_SECONDS RATE_EVENTS=$RATE_EVENTS RATE_SECONDS=$RATE_SECONDS); $(nproc) CPUs, $(date -u +%F)."
