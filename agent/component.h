@@ -61,6 +61,9 @@ struct st_factory {
          * when start() was never called. Whatever cannot be delivered is counted as dropped. */
         int (*shutdown)(void *self, int64_t deadline_ns);
         void (*destroy)(void *self); /* NULL-safe */
+        /* `strata doctor`: what this component could do on this host, and why not, as
+         * st_doctor_line()s. Optional; must not need a config or leave anything behind. */
+        void (*doctor)(st_buf *out);
 };
 
 /* The compiled-in factories. */

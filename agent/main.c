@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "component.h"
+#include "doctor.h"
 #include "log.h"
 #include "malloc_tune.h"
 #include "service.h"
@@ -26,6 +27,7 @@ static void usage(FILE *f) {
                    "       strata validate --config FILE   check a config; prints file:line:col: message per problem\n"
                    "       strata components [-v]          list receivers, processors and exporters (-v: their settings)\n"
                    "       strata default-config           print the embedded default config\n"
+                   "       strata doctor                   what this host lets strata collect, and why not\n"
                    "       strata version\n");
 }
 
@@ -195,6 +197,13 @@ int main(int argc, char **argv) {
         }
         if (strcmp(cmd, "components") == 0)
                 return cmd_components(verbose);
+        if (strcmp(cmd, "doctor") == 0) {
+                st_buf out = { 0 };
+                int r = st_doctor(&out);
+                fputs(st_buf_cstr(&out), stdout);
+                st_buf_free(&out);
+                return r < 0 ? 1 : 0;
+        }
         if (strcmp(cmd, "default-config") == 0) {
                 fwrite(st_default_config, 1, st_default_config_len, stdout);
                 return 0;

@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <linux/types.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -18,8 +19,10 @@
 #include "cgroup.h"
 #include "clock.h"
 #include "component.h"
+#include "doctor.h"
 #include "ebpf_decode.h"
 #include "ebpf_loader.h"
+#include "ebpf_metrics.h"
 #include "ebpf_records.h"
 #include "log.h"
 #include "process_table.h"
@@ -44,6 +47,8 @@ struct ebpf_config {
         char *proc_root;
         int program_kind;
         struct ebpf_filters filters;
+        int64_t metrics_interval;
+        int64_t metrics_max_series;
 };
 
 static const char *const kinds[] = { "auto", "tp_btf", "raw_tp", NULL };
@@ -81,6 +86,10 @@ static const struct st_cfg_field ebpf_fields[] = {
           .def = "auto", .enums = kinds, .desc = "BPF program kinds to use: auto (tp_btf, else raw_tp), tp_btf or raw_tp" },
         { .name = "filters", .type = ST_CFG_SECTION, .offset = offsetof(struct ebpf_config, filters), .sub = filter_fields,
           .desc = "in-kernel filters; all that are set must match" },
+        { .name = "metrics_interval", .type = ST_CFG_DURATION, .offset = offsetof(struct ebpf_config, metrics_interval),
+          .def = "10s", .desc = "how often the aggregated metrics are sent (when a metrics pipeline takes this receiver)" },
+        { .name = "metrics_max_series", .type = ST_CFG_INT, .offset = offsetof(struct ebpf_config, metrics_max_series),
+          .def = "2000", .min = 1, .max = 1000000, .desc = "series kept; past it, points go to an otel.metric.overflow series" },
         ST_CFG_END,
 };
 
@@ -97,6 +106,9 @@ struct ebpf_receiver {
         uint64_t refused_pending, refused_first_ns, refused_last_ns; /* pipeline refusals not yet told */
         uint64_t *cgroup_ids;
         size_t n_cgroup_ids;
+        struct kmetrics *metrics;       /* NULL when no metrics pipeline takes this receiver */
+        uint64_t metrics_start_unix_ns;
+        int64_t next_metrics_ns;
         struct st_tel_metric *m_lost, *m_decode_errors, *m_events, *m_up, *m_hooks, *m_processes;
 };
 
@@ -120,6 +132,8 @@ static int ebpf_validate(const void *cfgp, struct st_cfg_ctx *ctx) {
                         st_cfg_errorf(ctx, "events", "'%s' is not one of process, network, code", c->events.v[i]);
         if (c->flush_interval <= 0)
                 st_cfg_errorf(ctx, "flush_interval", "must be positive");
+        if (c->metrics_interval < ST_NS_PER_MS * 100)
+                st_cfg_errorf(ctx, "metrics_interval", "must be at least 100ms");
         for (size_t i = 0; i < c->filters.comms.n; i++)
                 if (strlen(c->filters.comms.v[i]) >= ST_TASK_COMM_LEN)
                         st_cfg_errorf(ctx, "filters.comms", "'%s' is longer than a comm (15 bytes)", c->filters.comms.v[i]);
@@ -168,6 +182,22 @@ static void flush(struct ebpf_receiver *r) {
                 r->refused_pending += items;
                 st_debug(r->set.log_name, "pipeline refused %zu records: %s", items, strerror(-e));
         }
+        st_batch_unref(b);
+}
+
+static void send_metrics(struct ebpf_receiver *r) {
+        st_batch *b = NULL;
+        int e = kmetrics_build(r->metrics, r->metrics_start_unix_ns, (uint64_t) st_wall_ns(), &b);
+        if (e < 0) {
+                st_warn(r->set.log_name, "cannot build the metrics: %s, ignoring until the next interval", strerror(-e));
+                return;
+        }
+        if (!b)
+                return;
+        size_t items = b->items;
+        e = st_consume(&r->set.next[ST_METRICS], b);
+        /* cumulative: a refused report is superseded by the next one, nothing is lost for good */
+        st_tel_add(e == 0 ? &r->set.tel->sig[ST_METRICS].accepted : &r->set.tel->sig[ST_METRICS].refused, items);
         st_batch_unref(b);
 }
 
@@ -226,6 +256,8 @@ static int on_record(void *ctx, void *data, size_t size) {
                 have = st_proctab_get(r->procs, h->pid, h->start_ns, &proc) == 0;
                 break;
         }
+        if (r->metrics)
+                kmetrics_add(r->metrics, &ev);
         if (st_consumer_set(&r->set.next[ST_LOGS])) {
                 if (krec_add(&r->kb, &ev, have ? &proc : NULL) < 0)
                         st_tel_metric_add(r->m_decode_errors, 1);
@@ -269,6 +301,10 @@ static void *reader_main(void *arg) {
                         st_proctab_expire(r->procs, now > ttl ? now - ttl : 0);
                         st_tel_metric_set(r->m_processes, (int64_t) st_proctab_size(r->procs));
                         next_flush = st_now_ns() + r->cfg->flush_interval;
+                }
+                if (r->metrics && (stop || st_now_ns() >= r->next_metrics_ns)) {
+                        send_metrics(r);
+                        r->next_metrics_ns = st_now_ns() + r->cfg->metrics_interval;
                 }
         }
         close(ep);
@@ -352,6 +388,12 @@ static int ebpf_start(void *self) {
         st_tel_metric_set(r->m_up, 1);
         st_tel_metric_set(r->m_hooks, (int64_t) kprobes_attached(r->k));
 
+        if (st_consumer_set(&r->set.next[ST_METRICS])) {
+                if ((e = kmetrics_new((size_t) c->metrics_max_series, &r->metrics)) < 0)
+                        return e;
+                r->metrics_start_unix_ns = (uint64_t) st_wall_ns();
+                r->next_metrics_ns = st_now_ns() + c->metrics_interval;
+        }
         r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (r->stop_fd < 0 || (e = pthread_create(&r->thread, NULL, reader_main, r)) != 0) {
                 e = r->stop_fd < 0 ? -errno : -e;
@@ -388,17 +430,65 @@ static void ebpf_destroy(void *self) {
                 return;
         ebpf_shutdown(r, 0);
         krec_reset(&r->kb);
+        kmetrics_free(r->metrics);
         if (r->stop_fd >= 0)
                 close(r->stop_fd);
         free(r->cgroup_ids);
         free(r);
 }
 
+/* --- strata doctor --------------------------------------------------------------------------- */
+
+static uint64_t effective_caps(void) {
+        FILE *f = fopen("/proc/self/status", "re");
+        char line[256];
+        unsigned long long caps = 0;
+        if (!f)
+                return 0;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "CapEff: %llx", &caps) == 1)
+                        break;
+        fclose(f);
+        return caps;
+}
+
+static int ignore_record(void *ctx, void *data, size_t size) { return 0; }
+
+static void ebpf_doctor(st_buf *out) {
+        enum { CAP_SYS_ADMIN_BIT = 21, CAP_PERFMON_BIT = 38, CAP_BPF_BIT = 39 };
+        uint64_t caps = effective_caps();
+        bool admin = caps & (UINT64_C(1) << CAP_SYS_ADMIN_BIT), perfmon = caps & (UINT64_C(1) << CAP_PERFMON_BIT),
+             bpf = caps & (UINT64_C(1) << CAP_BPF_BIT);
+        char buf[2048];
+
+        st_doctor_line(out, "privileges", admin || (bpf && perfmon), "CAP_BPF %s, CAP_PERFMON %s, CAP_SYS_ADMIN %s",
+                       bpf ? "yes" : "no", perfmon ? "yes" : "no", admin ? "yes" : "no");
+        bool btf = access("/sys/kernel/btf/vmlinux", R_OK) == 0;
+        st_doctor_line(out, "kernel BTF", btf, "%s", btf ? "/sys/kernel/btf/vmlinux" : "/sys/kernel/btf/vmlinux is missing: CO-RE programs cannot load");
+        if (st_cgroup2_mount("/proc/self/mounts", buf, sizeof(buf)) == 0)
+                st_doctor_line(out, "cgroup v2", 1, "mounted at %s", buf);
+        else
+                st_doctor_line(out, "cgroup v2", 0, "no cgroup2 mount: events carry no cgroup id");
+        bool tracefs = access("/sys/kernel/tracing/events", F_OK) == 0 || access("/sys/kernel/debug/tracing/events", F_OK) == 0;
+        int e = errno;
+        st_doctor_line(out, "tracefs", tracefs, "%s",
+                       tracefs        ? "mounted: syscall tracepoints for accept and code loads"
+                       : e == EACCES ? "not readable by this user"
+                                     : "not mounted (the receiver mounts it when it can)");
+
+        struct kprobes *k = NULL;
+        struct kprobes_opts o = { .objects = KPROBES_PROCESS | KPROBES_NETWORK | KPROBES_CODE, .ring_bytes = 1 << 16,
+                                  .args_max = 256, .uid = -1 };
+        int r = kprobes_open(&o, ignore_record, NULL, &k, buf, sizeof(buf));
+        st_doctor_line(out, "kernel hooks", r == 0, "%s", buf[0] ? buf : strerror(-r));
+        kprobes_free(k);
+}
+
 const struct st_factory st_receiver_ebpf = {
         .type = "ebpf",
         .kind = ST_RECEIVER,
-        .signals = ST_SIG_BIT(ST_LOGS),
-        .description = "kernel events from eBPF (processes, TCP connections, code loads) as log records; keeps the process table",
+        .signals = ST_SIG_BIT(ST_LOGS) | ST_SIG_BIT(ST_METRICS),
+        .description = "kernel events from eBPF (processes, TCP connections, code loads) as log records and aggregated metrics; keeps the process table",
         .config_size = sizeof(struct ebpf_config),
         .config = ebpf_fields,
         .validate = ebpf_validate,
@@ -406,4 +496,5 @@ const struct st_factory st_receiver_ebpf = {
         .start = ebpf_start,
         .shutdown = ebpf_shutdown,
         .destroy = ebpf_destroy,
+        .doctor = ebpf_doctor,
 };

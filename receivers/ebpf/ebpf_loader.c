@@ -289,7 +289,8 @@ static int load_object(const struct object_ops *ops, const struct kprobes_opts *
                         break;
                 if (failed < 0) {
                         /* not one program's fault: no BPF at all (permissions, no BTF, old kernel) */
-                        appendf(report, cap, "%s%s: cannot load: %s%s%s", report[0] ? "; " : "", ops->name, strerror(-r),
+                        appendf(report, cap, "%s%s: cannot load: %s%s%s%s", report[0] ? "; " : "", ops->name, strerror(-r),
+                                r == -EPERM ? " (needs root, or CAP_BPF and CAP_PERFMON)" : "",
                                 last_libbpf_error[0] ? ": " : "", last_libbpf_error);
                         return r;
                 }

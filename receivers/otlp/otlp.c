@@ -2,10 +2,14 @@
  * servers (gRPC in otlp_grpc.c, HTTP in otlp_http.c). A protocol is on when its section is
  * present, as in the Collector. */
 #include <errno.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "component.h"
+#include "doctor.h"
 #include "endpoint.h"
 #include "log.h"
 #include "otlp_receiver.h"
@@ -242,6 +246,46 @@ void otlprecv_ports(void *self, int *ret_grpc, int *ret_http) {
                 *ret_http = r && r->http ? otlprecv_http_port(r->http) : 0;
 }
 
+/* --- strata doctor: can applications reach us on the default endpoints? --------------------- */
+
+static void doctor_tcp(st_buf *out, const char *endpoint) {
+        struct sockaddr_storage ss;
+        socklen_t len;
+        int fd = -1, one = 1;
+        if (st_endpoint_parse_tcp(endpoint, &ss, &len) < 0 || (fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+                st_doctor_line(out, endpoint, 0, "cannot make a socket: %s", strerror(errno));
+        } else {
+                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+                if (bind(fd, (struct sockaddr *) &ss, len) < 0)
+                        st_doctor_line(out, endpoint, 0, "cannot bind: %s%s", strerror(errno),
+                                       errno == EADDRINUSE ? " (another collector or strata already listens?)" : "");
+                else
+                        st_doctor_line(out, endpoint, 1, "bindable: SDKs can send OTLP here");
+        }
+        if (fd >= 0)
+                close(fd);
+}
+
+static void doctor_unix(st_buf *out, const char *path) {
+        char dir[108];
+        snprintf(dir, sizeof(dir), "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+                *(slash == dir ? slash + 1 : slash) = '\0';
+        if (access(path, F_OK) == 0)
+                st_doctor_line(out, path, 0, "exists already (a running strata, or a stale socket it will replace)");
+        else if (access(dir, W_OK) == 0)
+                st_doctor_line(out, path, 1, "can be created: local SDKs can send OTLP over it");
+        else
+                st_doctor_line(out, path, 0, "%s is not writable: %s", dir, strerror(errno));
+}
+
+static void otlp_doctor(st_buf *out) {
+        doctor_tcp(out, "127.0.0.1:4317");
+        doctor_tcp(out, "127.0.0.1:4318");
+        doctor_unix(out, "/tmp/strata-otlp.sock");
+}
+
 const struct st_factory st_receiver_otlp = {
         .type = "otlp",
         .kind = ST_RECEIVER,
@@ -254,4 +298,5 @@ const struct st_factory st_receiver_otlp = {
         .start = otlp_start,
         .shutdown = otlp_shutdown,
         .destroy = otlp_destroy,
+        .doctor = otlp_doctor,
 };

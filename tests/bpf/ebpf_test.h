@@ -34,14 +34,21 @@ static inline void announce_skips(const char *name) {
 
 /* ---- the receiver, wired to a capture ----------------------------------------------------- */
 
-static inline void rx_start(struct harness *h, const char *yaml) {
+/* The receiver, wired to h->cap for logs and, when metrics is given, to it for metrics. */
+static inline void rx_start_metrics(struct harness *h, const char *yaml, struct capture *metrics) {
         harness_init(h, &st_receiver_ebpf, ST_LOGS, yaml);
         h->set.kind = ST_RECEIVER;
-        /* create() took the settings by value: recreate with kind receiver */
+        if (metrics) {
+                capture_init(metrics);
+                h->set.next[ST_METRICS] = (struct st_consumer) { .consume = capture_consume, .data = metrics };
+        }
+        /* create() took the settings by value: create again with these */
         h->f->destroy(h->inst);
         assert_int_equal(h->f->create(&h->set, h->cfg, &h->inst), 0);
         assert_int_equal(h->f->start(h->inst), 0);
 }
+
+static inline void rx_start(struct harness *h, const char *yaml) { rx_start_metrics(h, yaml, NULL); }
 
 static inline void rx_stop(struct harness *h) {
         assert_int_equal(h->f->shutdown(h->inst, INT64_MAX), 0);

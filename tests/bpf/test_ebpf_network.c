@@ -217,18 +217,55 @@ static void check(struct truth *t) {
         assert_int_equal(t->gaps, 0);
 }
 
+/* The aggregated metrics agree with the records: connections to each listener, and bytes. */
+static void check_metrics(struct truth *t, struct capture *mc) {
+        int64_t outbound[2] = { 0, 0 }, transmit = 0, want_tx = 0;
+        assert_true(mc->n >= 1);
+        /* cumulative: the last report has everything */
+        const st_metrics_req *req = (const st_metrics_req *) st_batch_req(mc->v[mc->n - 1]);
+        const st_scope_metrics *sm = req->resource_metrics[0]->scope_metrics[0];
+        for (size_t i = 0; i < sm->n_metrics; i++) {
+                const st_metric *m = sm->metrics[i];
+                if (strcmp(m->name, "strata.network.connections") != 0 && strcmp(m->name, "strata.network.io") != 0)
+                        continue;
+                for (size_t j = 0; j < m->sum->n_data_points; j++) {
+                        const st_number_point *p = m->sum->data_points[j];
+                        const st_any_value *dir = attr_get(p->attributes, p->n_attributes, "strata.network.direction");
+                        const st_any_value *port = attr_get(p->attributes, p->n_attributes, "network.peer.port");
+                        const st_any_value *iodir = attr_get(p->attributes, p->n_attributes, "network.io.direction");
+                        const st_any_value *peer = attr_get(p->attributes, p->n_attributes, "network.peer.address");
+                        if (strcmp(m->name, "strata.network.connections") == 0 && port && strcmp(dir->string_value, "outbound") == 0)
+                                for (int f = 0; f < 2; f++)
+                                        if (port->int_value == t->ports[f])
+                                                outbound[f] += p->as_int;
+                        if (strcmp(m->name, "strata.network.io") == 0 && strcmp(dir->string_value, "outbound") == 0 &&
+                            strcmp(iodir->string_value, "transmit") == 0 &&
+                            (strcmp(peer->string_value, "127.0.0.1") == 0 || strcmp(peer->string_value, "::1") == 0))
+                                transmit += p->as_int;
+                }
+        }
+        for (size_t i = 0; i < t->n; i++)
+                want_tx += (int64_t) t->c[i].up;
+        assert_int_equal(outbound[0], M_PER_FAMILY);
+        assert_int_equal(outbound[1], M_PER_FAMILY);
+        assert_true(transmit >= want_tx); /* other loopback traffic of the host may add to it */
+}
+
 static void run(const char *yaml) {
         struct harness h;
         struct truth t = { 0 };
-        rx_start(&h, yaml);
+        struct capture mc;
+        rx_start_metrics(&h, yaml, &mc);
         assert_int_equal(metric(&h, "ebpf_hooks_attached"), 2);
         workload(&t);
         rx_stop(&h);
         each_record(&h, match, &t);
         check(&t);
+        check_metrics(&t, &mc);
         assert_int_equal(metric(&h, "ebpf_lost_events_total"), 0);
         assert_int_equal(metric(&h, "ebpf_decode_errors_total"), 0);
         rx_free(&h);
+        capture_free(&mc);
 }
 
 static void test_tcp_ground_truth(void **state) {

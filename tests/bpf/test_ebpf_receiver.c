@@ -17,6 +17,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <grp.h>
+
 #include "ebpf_test.h"
 
 #define N_CHILDREN 8
@@ -195,6 +197,30 @@ static void test_nothing_loads_degrades(void **state) {
         rx_free(&h);
 }
 
+/* Without privileges (the hardened-node and Fargate case): start succeeds, says why kernel
+ * collection is off, and the process table still comes from /proc. */
+static void test_unprivileged_degrades(void **state) {
+        REQUIRE_ROOT();
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                struct harness h;
+                if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+                        _exit(10);
+                rx_start(&h, YAML);
+                if (metric(&h, "ebpf_up") != 0)
+                        _exit(11);
+                if (metric(&h, "ebpf_processes") != 0 && metric(&h, "ebpf_hooks_attached") != 0)
+                        _exit(12);
+                rx_stop(&h);
+                _exit(0);
+        }
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_forced_raw_tp(void **state) {
         struct harness h;
         struct truth t = { 0 };
@@ -249,6 +275,7 @@ int main(void) {
                 cmocka_unit_test(test_fallback_to_raw_tp),
                 cmocka_unit_test(test_hook_off_others_run),
                 cmocka_unit_test(test_nothing_loads_degrades),
+                cmocka_unit_test(test_unprivileged_degrades),
                 cmocka_unit_test(test_forced_raw_tp),
                 cmocka_unit_test(test_uid_filter),
         };
