@@ -5,8 +5,10 @@
 #
 # For each storm (exec, connect, open of files the receiver reports, open of files it filters
 # out) it runs the workload alone, then with strata running the ebpf receiver (all events) →
-# batch → debug (counts only), for STORM_SECONDS each, and reports in one table:
-#   ops/s alone and with strata, and the slowdown (ratio of the two, same run);
+# batch → debug (counts only), then alone again, for STORM_SECONDS each, and reports in one
+# table:
+#   ops/s alone (before and after) and with strata, and the slowdown against the mean of the
+#   two baselines (same run);
 #   events strata handled per second, strata's user CPU per event (µs) and user+sys;
 #   in-kernel cost per BPF program run (ns), from kernel.bpf_stats_enabled;
 #   events lost.
@@ -57,8 +59,11 @@ YAML
 metric() { # metric NAME: the value of strata_receiver_NAME{receiver="ebpf"}
         curl -sf "http://127.0.0.1:$PORT/metrics" | awk -v m="strata_receiver_$1{" 'index($0, m) == 1 { print $2 }'
 }
-cpu_ticks() { # user sys of strata
-        awk '{ print $14, $15 }' "/proc/$STRATA_PID/stat"
+cpu_ticks() { # user ticks of strata, and its CPU time in ns over all threads (schedstat: exact)
+        local user ns
+        user=$(awk '{ print $14 }' "/proc/$STRATA_PID/stat")
+        ns=$(cat /proc/"$STRATA_PID"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d", s }')
+        echo "$user $ns"
 }
 # run_time_ns and run_cnt summed over strata's programs (names from bpf/*.bpf.c)
 prog_stats() {
@@ -93,9 +98,7 @@ for _ in $(seq 100); do [[ $(metric ebpf_up 2>/dev/null) == 1 ]] && break; sleep
 [[ $(metric ebpf_up) == 1 ]] || { log "strata's ebpf receiver did not come up:"; cat "$WORK/strata.err" >&2; exit 2; }
 sysctl -qw kernel.bpf_stats_enabled=1
 
-echo
-echo "| storm | ops/s alone | ops/s with strata | slowdown | events/s | strata user µs/event | strata user+sys µs/event | BPF ns/run | lost |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+declare -a ROWS
 for i in "${!STORMS[@]}"; do
         read -r u0 s0 < <(cpu_ticks); e0=$(metric ebpf_events_total); l0=$(metric ebpf_lost_events_total)
         read -r t0 n0 < <(prog_stats)
@@ -104,14 +107,7 @@ for i in "${!STORMS[@]}"; do
         sleep 0.5 # the last flush
         read -r u1 s1 < <(cpu_ticks); e1=$(metric ebpf_events_total); l1=$(metric ebpf_lost_events_total)
         read -r t1 n1 < <(prog_stats)
-        python3 - "${NAMES[i]}" "${ALONE[i]}" "$with" "$((e1 - e0))" "$((u1 - u0))" "$((s1 - s0))" "$((t1 - t0))" "$((n1 - n0))" "$((l1 - l0))" "$STORM_SECONDS" "$CLK_TCK" <<'PY'
-import sys
-name, alone, with_, ev, ut, st, tns, runs, lost, secs, hz = sys.argv[1:]
-alone, with_, ev, ut, st, tns, runs, lost, secs, hz = float(alone), float(with_), int(ev), int(ut), int(st), int(tns), int(runs), int(lost), float(secs), int(hz)
-slow = (1 - with_ / alone) * 100 if alone else 0
-us = lambda ticks: ticks / hz * 1e6 / ev if ev else float("nan")
-print(f"| {name} | {alone:,.0f} | {with_:,.0f} | {slow:.1f}% | {ev / secs:,.0f} | {us(ut):.2f} | {us(ut + st):.2f} | {tns / runs if runs else float('nan'):.0f} | {lost} |")
-PY
+        ROWS[i]="$with $((e1 - e0)) $((u1 - u0)) $((s1 - s0)) $((t1 - t0)) $((n1 - n0)) $((l1 - l0))"
 done
 
 # Losses at a set rate: every open of a distinct *.so is one event.
@@ -120,6 +116,29 @@ files=$((RATE_EVENTS * RATE_SECONDS))
 "$KSTORM" open --match --files "$files" --rate "$RATE_EVENTS" --duration "$RATE_SECONDS" > "$WORK/rate.out"
 sleep 0.5
 l1=$(metric ebpf_lost_events_total); e1=$(metric ebpf_events_total)
+kill -TERM "$STRATA_PID"; wait "$STRATA_PID" || true; STRATA_PID=
+
+# The baseline again, after: this VM's speed drifts by several percent over a minute, so the
+# slowdown is taken against the mean of the runs before and after.
+echo
+echo "| storm | ops/s alone (before, after) | ops/s with strata | slowdown | events/s | strata user µs/event | strata user+sys µs/event | BPF ns/run | lost |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+for i in "${!STORMS[@]}"; do
+        # shellcheck disable=SC2086
+        after=$(storm ${STORMS[i]} --duration "$STORM_SECONDS")
+        read -r with ev ut st tns runs lost <<< "${ROWS[i]}"
+        python3 - "${NAMES[i]}" "${ALONE[i]}" "$after" "$with" "$ev" "$ut" "$st" "$tns" "$runs" "$lost" "$STORM_SECONDS" "$CLK_TCK" <<'PY'
+import sys
+name, before, after, with_, ev, ut, st, tns, runs, lost, secs, hz = sys.argv[1:]
+before, after, with_, ev, ut, st, tns, runs, lost, secs, hz = float(before), float(after), float(with_), int(ev), int(ut), int(st), int(tns), int(runs), int(lost), float(secs), int(hz)
+alone = (before + after) / 2
+slow = (1 - with_ / alone) * 100 if alone else 0
+# user: clock ticks (10 ms); user+sys: schedstat ns of every thread
+user_us = ut / hz * 1e6 / ev if ev else float("nan")
+all_us = st / 1e3 / ev if ev else float("nan")
+print(f"| {name} | {before:,.0f}, {after:,.0f} | {with_:,.0f} | {slow:.1f}% | {ev / secs:,.0f} | {user_us:.2f} | {all_us:.2f} | {tns / runs if runs else float('nan'):.0f} | {lost} |")
+PY
+done
 echo
 echo "At $RATE_EVENTS events/s for ${RATE_SECONDS}s ($(sed -n 's/.* rate=\([0-9]*\).*/\1/p' "$WORK/rate.out") opens/s achieved): $((e1 - e0)) events read, $((l1 - l0)) lost."
 echo

@@ -182,6 +182,14 @@ static void put_log(st_buf *out, const st_log_record *l) {
         }
         st_buf_puts(out, " body=");
         put_any_value(out, l->body);
+        /* event records (the kernel's) carry their content in attributes */
+        for (size_t i = 0; i < l->n_attributes; i++) {
+                const st_key_value *kv = l->attributes[i];
+                if (!kv->key || strcmp(kv->key, "event.name") == 0)
+                        continue;
+                st_buf_printf(out, " %s=", kv->key);
+                put_any_value(out, kv->value);
+        }
         st_buf_putc(out, '\n');
 }
 

@@ -100,6 +100,12 @@ size_t kevent_code_path(const char *c, size_t len, char *out, size_t cap) {
 }
 
 const char *kevent_addr(unsigned family, const __u8 addr[16], char *out, size_t cap) {
+        static const __u8 v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+        /* a dual-stack socket talking IPv4: the address as IPv4, as the peer knows itself */
+        if (family == AF_INET6 && memcmp(addr, v4_mapped, sizeof(v4_mapped)) == 0) {
+                family = AF_INET;
+                addr += 12;
+        }
         if (!inet_ntop(family == AF_INET6 ? AF_INET6 : AF_INET, addr, out, (socklen_t) cap))
                 snprintf(out, cap, "?");
         return out;

@@ -160,6 +160,8 @@ static void test_conn(void **state) {
         assert_int_equal(kevent_decode(buf, sizeof(*c), &ev), 0);
         assert_int_equal(ev.conn->bytes_sent, 5);
         assert_string_equal(kevent_addr(ev.conn->family, ev.conn->local_addr, a, sizeof(a)), "::1");
+        static const __u8 mapped[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 168, 1, 9 };
+        assert_string_equal(kevent_addr(AF_INET6, mapped, a, sizeof(a)), "192.168.1.9");
         c->family = AF_INET;
         static const __u8 v4[16] = { 10, 1, 2, 3 };
         assert_string_equal(kevent_addr(AF_INET, v4, a, sizeof(a)), "10.1.2.3");
