@@ -13,6 +13,14 @@
 #include "common.bpf.h"
 #include "syscalls.bpf.h"
 
+/* 1 in sample_every connections is followed (decided once per socket, at connect or accept):
+ * for hosts whose connection churn is too hot to report one by one. */
+const volatile __u32 sample_every = 1;
+
+static __always_inline bool sampled_out(void) {
+        return sample_every > 1 && bpf_get_prandom_u32() % sample_every != 0;
+}
+
 #define AF_INET 2
 #define AF_INET6 10
 #define TCP_ESTABLISHED 1
@@ -102,7 +110,7 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
                 return 0;
         if (oldstate == TCP_CLOSE && newstate == TCP_SYN_SENT) {
                 /* connect(): the caller's context */
-                if (!st_wanted())
+                if (!st_wanted() || sampled_out())
                         return 0;
                 o = bpf_map_lookup_elem(&owner_buf, &zero);
                 if (!o)
@@ -144,7 +152,7 @@ int BPF_PROG(state_raw, const struct sock *sk, const int oldstate, const int new
 static __always_inline int on_accepted(long fd) {
         struct sock_owner *o;
         __u32 zero = 0;
-        if (fd < 0 || !st_wanted())
+        if (fd < 0 || !st_wanted() || sampled_out())
                 return 0;
         struct file *f = st_fd_file(fd);
         struct socket *sock = f ? BPF_CORE_READ(f, private_data) : NULL;

@@ -49,6 +49,8 @@ struct ebpf_config {
         struct ebpf_filters filters;
         int64_t metrics_interval;
         int64_t metrics_max_series;
+        struct st_strv records;
+        int64_t network_sample_every;
 };
 
 static const char *const kinds[] = { "auto", "tp_btf", "raw_tp", NULL };
@@ -86,6 +88,10 @@ static const struct st_cfg_field ebpf_fields[] = {
           .def = "auto", .enums = kinds, .desc = "BPF program kinds to use: auto (tp_btf, else raw_tp), tp_btf or raw_tp" },
         { .name = "filters", .type = ST_CFG_SECTION, .offset = offsetof(struct ebpf_config, filters), .sub = filter_fields,
           .desc = "in-kernel filters; all that are set must match" },
+        { .name = "records", .type = ST_CFG_STRINGS, .offset = offsetof(struct ebpf_config, records),
+          .desc = "which event kinds become log records (process, network, code; default all); the others feed only the metrics and the process table" },
+        { .name = "network_sample_every", .type = ST_CFG_INT, .offset = offsetof(struct ebpf_config, network_sample_every),
+          .def = "1", .min = 1, .max = 1000000, .desc = "follow 1 in N TCP connections, chosen in the kernel (metrics scale back up)" },
         { .name = "metrics_interval", .type = ST_CFG_DURATION, .offset = offsetof(struct ebpf_config, metrics_interval),
           .def = "10s", .desc = "how often the aggregated metrics are sent (when a metrics pipeline takes this receiver)" },
         { .name = "metrics_max_series", .type = ST_CFG_INT, .offset = offsetof(struct ebpf_config, metrics_max_series),
@@ -107,6 +113,7 @@ struct ebpf_receiver {
         uint64_t *cgroup_ids;
         size_t n_cgroup_ids;
         struct kmetrics *metrics;       /* NULL when no metrics pipeline takes this receiver */
+        unsigned record_kinds;          /* KPROBES_* bits that become log records */
         uint64_t metrics_start_unix_ns;
         int64_t next_metrics_ns;
         struct st_tel_metric *m_lost, *m_decode_errors, *m_events, *m_up, *m_hooks, *m_processes;
@@ -130,6 +137,9 @@ static int ebpf_validate(const void *cfgp, struct st_cfg_ctx *ctx) {
         for (size_t i = 0; i < c->events.n; i++)
                 if (!event_bit(c->events.v[i]))
                         st_cfg_errorf(ctx, "events", "'%s' is not one of process, network, code", c->events.v[i]);
+        for (size_t i = 0; i < c->records.n; i++)
+                if (!event_bit(c->records.v[i]))
+                        st_cfg_errorf(ctx, "records", "'%s' is not one of process, network, code", c->records.v[i]);
         if (c->flush_interval <= 0)
                 st_cfg_errorf(ctx, "flush_interval", "must be positive");
         if (c->metrics_interval < ST_NS_PER_MS * 100)
@@ -256,9 +266,11 @@ static int on_record(void *ctx, void *data, size_t size) {
                 have = st_proctab_get(r->procs, h->pid, h->start_ns, &proc) == 0;
                 break;
         }
+        bool net = ev.type == ST_EV_CONNECT || ev.type == ST_EV_ACCEPT || ev.type == ST_EV_CLOSE;
+        unsigned kind = net ? KPROBES_NETWORK : ev.type == ST_EV_CODE ? KPROBES_CODE : KPROBES_PROCESS;
         if (r->metrics)
-                kmetrics_add(r->metrics, &ev);
-        if (st_consumer_set(&r->set.next[ST_LOGS])) {
+                kmetrics_add(r->metrics, &ev, net ? (uint32_t) r->cfg->network_sample_every : 1);
+        if (st_consumer_set(&r->set.next[ST_LOGS]) && (r->record_kinds & kind)) {
                 if (krec_add(&r->kb, &ev, have ? &proc : NULL) < 0)
                         st_tel_metric_add(r->m_decode_errors, 1);
                 if ((int64_t) r->kb.records >= r->cfg->max_batch_records)
@@ -361,9 +373,14 @@ static int ebpf_start(void *self) {
         unsigned objects = c->events.n ? 0 : KPROBES_PROCESS | KPROBES_NETWORK | KPROBES_CODE;
         for (size_t i = 0; i < c->events.n; i++)
                 objects |= event_bit(c->events.v[i]);
+        r->record_kinds = c->records.n ? 0 : KPROBES_PROCESS | KPROBES_NETWORK | KPROBES_CODE;
+        for (size_t i = 0; i < c->records.n; i++)
+                r->record_kinds |= event_bit(c->records.v[i]);
+        r->kb.net_sample_every = (uint32_t) c->network_sample_every;
         struct kprobes_opts o = {
                 .objects = objects,
                 .ring_bytes = c->ring_buffer_size, .args_max = (uint32_t) c->max_args_bytes,
+                .net_sample_every = (uint32_t) c->network_sample_every,
                 .wakeup_bytes = c->wakeup_bytes, .uid = c->filters.uid,
                 .comms = (const char *const *) c->filters.comms.v, .cgroup_ids = r->cgroup_ids,
                 .n_cgroup_ids = r->n_cgroup_ids, .force = force,

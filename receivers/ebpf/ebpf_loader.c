@@ -74,6 +74,7 @@ static void process_rodata(void *s, const struct kprobes_opts *o) {
 static void net_rodata(void *s, const struct kprobes_opts *o) {
         struct net_bpf *k = s;
         COMMON_RODATA(k, o);
+        k->rodata->sample_every = o->net_sample_every ? o->net_sample_every : 1;
 }
 static void code_rodata(void *s, const struct kprobes_opts *o) {
         struct code_bpf *k = s;

@@ -21,6 +21,7 @@ struct kprobes_opts {
         unsigned objects;         /* KPROBES_* bits */
         uint64_t ring_bytes;      /* ring buffer size: a power of 2, multiple of the page size */
         uint32_t args_max;        /* argv bytes per exec, <= ST_ARGS_MAX */
+        uint32_t net_sample_every;/* follow 1 in N TCP connections (0 or 1: all) */
         uint64_t wakeup_bytes;    /* 0: wake the reader on every record */
         int64_t uid;              /* only this uid; -1: all */
         const char *const *comms; /* only these comms (NULL-terminated); NULL or empty: all */

@@ -137,7 +137,7 @@ static void set_int(struct attr *a, const char *key, int64_t v) {
         a->s[0] = '\0';
 }
 
-void kmetrics_add(struct kmetrics *m, const struct kevent *ev) {
+void kmetrics_add(struct kmetrics *m, const struct kevent *ev, uint32_t weight) {
         struct attr a[MAX_ATTRS];
         struct series *s;
         char addr[64];
@@ -147,7 +147,7 @@ void kmetrics_add(struct kmetrics *m, const struct kevent *ev) {
         case ST_EV_EXEC:
                 set_str(&a[0], "process.executable.name", ev->h->comm, strnlen(ev->h->comm, sizeof(ev->h->comm)));
                 if ((s = find(m, M_EXECS, a, 1)))
-                        s->value++;
+                        s->value += weight;
                 break;
         case ST_EV_CONNECT:
         case ST_EV_ACCEPT: {
@@ -159,7 +159,7 @@ void kmetrics_add(struct kmetrics *m, const struct kevent *ev) {
                 /* inbound: the service port, not the client's ephemeral one */
                 set_int(&a[2], in ? "network.local.port" : "network.peer.port", in ? c->local_port : c->remote_port);
                 if ((s = find(m, M_CONNECTIONS, a, 3)))
-                        s->value++;
+                        s->value += weight;
                 break;
         }
         case ST_EV_CLOSE: {
@@ -170,23 +170,23 @@ void kmetrics_add(struct kmetrics *m, const struct kevent *ev) {
                 set_str(&a[2], "strata.network.direction", in ? "inbound" : "outbound", in ? 7 : 8);
                 set_str(&a[0], "network.io.direction", "transmit", 8);
                 if ((s = find(m, M_IO, a, 3)))
-                        s->value += (int64_t) c->bytes_sent;
+                        s->value += (int64_t) c->bytes_sent * weight;
                 set_str(&a[0], "network.io.direction", "receive", 7);
                 if ((s = find(m, M_IO, a, 3)))
-                        s->value += (int64_t) c->bytes_received;
+                        s->value += (int64_t) c->bytes_received * weight;
                 set_str(&a[0], "strata.network.direction", in ? "inbound" : "outbound", in ? 7 : 8);
                 if ((s = find(m, M_DURATION, a, 1))) {
                         double d = (double) c->duration_ns / 1e9;
                         size_t b = 0;
                         while (b < N_BOUNDS && d > bounds[b])
                                 b++;
-                        s->buckets[b]++;
+                        s->buckets[b] += weight;
                         if (!s->count || d < s->min)
                                 s->min = d;
                         if (!s->count || d > s->max)
                                 s->max = d;
-                        s->count++;
-                        s->sum += d;
+                        s->count += weight;
+                        s->sum += d * weight;
                 }
                 break;
         }

@@ -22,8 +22,9 @@ struct kmetrics;
 int kmetrics_new(size_t max_series, struct kmetrics **ret);
 void kmetrics_free(struct kmetrics *m); /* NULL-safe */
 
-/* Counts ev (kinds that feed no metric are ignored). */
-void kmetrics_add(struct kmetrics *m, const struct kevent *ev);
+/* Counts ev as `weight` events (a sampled connection stands for `weight` of them; kinds that
+ * feed no metric are ignored). */
+void kmetrics_add(struct kmetrics *m, const struct kevent *ev, uint32_t weight);
 
 /* Every series as cumulative points since start_unix_ns, at now_unix_ns; *ret NULL when there
  * is nothing yet. */

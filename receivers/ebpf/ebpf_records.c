@@ -294,7 +294,7 @@ int krec_add(struct krec_builder *kb, const struct kevent *ev, const struct st_p
                 const struct st_ev_conn *c = ev->conn;
                 char addr[64];
                 g = group_for(kb, h->pid, h->start_ns, false, proc);
-                if (!g || !(rec = new_record(kb, names[ev->type], h->ts_ns, &k, 14)))
+                if (!g || !(rec = new_record(kb, names[ev->type], h->ts_ns, &k, 15)))
                         return -ENOMEM;
                 kv_int(&k, "process.pid", h->pid);
                 kv_int(&k, "thread.id", h->tid);
@@ -305,6 +305,8 @@ int krec_add(struct krec_builder *kb, const struct kevent *ev, const struct st_p
                 kv_cstr(&k, "network.local.address", kevent_addr(c->family, c->local_addr, addr, sizeof(addr)));
                 kv_int(&k, "network.local.port", c->local_port);
                 kv_cstr(&k, "strata.network.direction", c->direction == ST_CONN_INBOUND ? "inbound" : "outbound");
+                if (kb->net_sample_every > 1)
+                        kv_int(&k, "strata.sample_every", kb->net_sample_every);
                 if (ev->type == ST_EV_CLOSE) {
                         kv_int(&k, "strata.network.bytes_sent", (int64_t) c->bytes_sent);
                         kv_int(&k, "strata.network.bytes_received", (int64_t) c->bytes_received);

@@ -20,6 +20,7 @@ struct krec_builder {
         size_t n_groups, cap_groups;
         size_t records;
         int64_t boot_to_unix_ns;   /* CLOCK_REALTIME - CLOCK_BOOTTIME, set by krec_clock_sync */
+        uint32_t net_sample_every; /* > 1: network records say they stand for that many */
 };
 
 void krec_clock_sync(struct krec_builder *kb);

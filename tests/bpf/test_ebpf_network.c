@@ -282,11 +282,50 @@ static void test_tcp_fallbacks(void **state) {
         unsetenv("STRATA_TEST_EBPF_BREAK_PROGRAM");
 }
 
+/* Count of network records about this process. */
+static void count_ours(const struct rec *r, void *ctx) {
+        struct truth *t = ctx;
+        const char *ev = attr_str(r->lr, "event.name");
+        if (strncmp(ev, "network.", 8) == 0 && attr_int(r->lr, "process.pid", -1) == t->pid)
+                t->gaps++; /* reused as a counter here */
+}
+
+/* The aggregation switch: network events feed the metrics, and no record is made of them. */
+static void test_metrics_only(void **state) {
+        struct harness h;
+        struct truth t = { 0 };
+        struct capture mc;
+        REQUIRE_ROOT();
+        rx_start_metrics(&h, "flush_interval: 50ms\nevents: [network]\nrecords: [process]\n", &mc);
+        workload(&t);
+        rx_stop(&h);
+        each_record(&h, count_ours, &t);
+        assert_int_equal(t.gaps, 0);
+        check_metrics(&t, &mc);
+        rx_free(&h);
+        capture_free(&mc);
+}
+
+/* Sampling in the kernel: with 1 in a million connections followed, none of ours is. */
+static void test_sampling(void **state) {
+        struct harness h;
+        struct truth t = { 0 };
+        REQUIRE_ROOT();
+        rx_start(&h, "flush_interval: 50ms\nevents: [network]\nnetwork_sample_every: 1000000\n");
+        workload(&t);
+        rx_stop(&h);
+        each_record(&h, count_ours, &t);
+        assert_int_equal(t.gaps, 0);
+        rx_free(&h);
+}
+
 int main(void) {
         st_log_setup(ST_LOG_INFO, ST_LOG_TEXT);
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_tcp_ground_truth),
                 cmocka_unit_test(test_tcp_fallbacks),
+                cmocka_unit_test(test_metrics_only),
+                cmocka_unit_test(test_sampling),
         };
         announce_skips("test_ebpf_network");
         return cmocka_run_group_tests(tests, NULL, NULL);

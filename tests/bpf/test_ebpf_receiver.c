@@ -18,6 +18,9 @@
 #include <cmocka.h>
 
 #include <grp.h>
+#include <sys/stat.h>
+
+#include "cgroup.h"
 
 #include "ebpf_test.h"
 
@@ -258,6 +261,69 @@ static void test_uid_filter(void **state) {
         rx_free(&h);
 }
 
+/* The cgroup filter, end to end without a container engine: a cgroup whose path looks like a
+ * container runtime's, one child moved into it before it execs, and only that child seen. */
+static void test_cgroup_filter(void **state) {
+        char mount[256], dir[1024], procs[1100], yaml[1200], rel[128];
+        REQUIRE_ROOT();
+        if (st_cgroup2_mount("/proc/self/mounts", mount, sizeof(mount)) < 0)
+                skip();
+        snprintf(rel, sizeof(rel), "/strata-test.slice/docker-%d%032d.scope", (int) getpid(), 7);
+        snprintf(dir, sizeof(dir), "%s/strata-test.slice", mount);
+        mkdir(dir, 0755);
+        snprintf(dir, sizeof(dir), "%s%s", mount, rel);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+
+        struct harness h;
+        snprintf(yaml, sizeof(yaml), "flush_interval: 50ms\nevents: [process]\nfilters: { cgroups: [\"%s\"] }\n", rel);
+        rx_start(&h, yaml);
+        int go[2];
+        assert_int_equal(pipe(go), 0);
+        pid_t in = fork(), out;
+        assert_true(in >= 0);
+        if (in == 0) {
+                char c;
+                close(go[1]);
+                if (read(go[0], &c, 1) != 1) /* moved into the cgroup by now */
+                        _exit(126);
+                execl("/bin/sh", "/bin/sh", "-c", "exit 3", "in-cgroup", (char *) NULL);
+                _exit(127);
+        }
+        close(go[0]);
+        FILE *f = fopen(procs, "w");
+        assert_non_null(f);
+        fprintf(f, "%d\n", (int) in);
+        assert_int_equal(fclose(f), 0);
+        assert_int_equal(write(go[1], "x", 1), 1);
+        close(go[1]);
+        out = fork(); /* the same, outside the cgroup */
+        if (out == 0) {
+                execl("/bin/sh", "/bin/sh", "-c", "exit 4", "outside", (char *) NULL);
+                _exit(127);
+        }
+        int st;
+        assert_int_equal(waitpid(in, &st, 0), in);
+        assert_int_equal(WEXITSTATUS(st), 3);
+        assert_int_equal(waitpid(out, &st, 0), out);
+        rx_stop(&h);
+
+        struct truth t = { 0 };
+        t.c[0].pid = in;
+        t.c[0].code = 3;
+        snprintf(t.c[0].tag, sizeof(t.c[0].tag), "in-cgroup");
+        t.c[1].pid = out;
+        t.c[1].code = 4;
+        t.self = getpid();
+        each_record(&h, match, &t);
+        assert_int_equal(t.c[0].execs, 1);
+        assert_int_equal(t.c[0].exits, 1);
+        assert_int_equal(t.c[1].execs, 0);
+        assert_int_equal(t.c[1].exits, 0);
+        rx_free(&h);
+        assert_int_equal(rmdir(dir), 0);
+}
+
 static void test_config_errors(void **state) {
         expect_config_error(&st_receiver_ebpf, "ring_buffer_size: 12KiB\n", "power of two");
         expect_config_error(&st_receiver_ebpf, "wakeup_bytes: 8MiB\n", "smaller than ring_buffer_size");
@@ -278,6 +344,7 @@ int main(void) {
                 cmocka_unit_test(test_unprivileged_degrades),
                 cmocka_unit_test(test_forced_raw_tp),
                 cmocka_unit_test(test_uid_filter),
+                cmocka_unit_test(test_cgroup_filter),
         };
         announce_skips("test_ebpf_receiver");
         return cmocka_run_group_tests(tests, NULL, NULL);

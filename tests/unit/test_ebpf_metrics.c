@@ -76,20 +76,20 @@ static void test_sums_and_histogram(void **state) {
 
         for (int i = 0; i < 3; i++) {
                 struct kevent ev = exec_ev("curl");
-                kmetrics_add(m, &ev);
+                kmetrics_add(m, &ev, 1);
         }
         struct kevent ev = exec_ev("sh");
-        kmetrics_add(m, &ev);
+        kmetrics_add(m, &ev, 1);
         ev = conn_ev(ST_EV_CONNECT, ST_CONN_OUTBOUND, 7, 40000, 443, 0, 0, 0);
-        kmetrics_add(m, &ev);
+        kmetrics_add(m, &ev, 1);
         ev = conn_ev(ST_EV_CONNECT, ST_CONN_OUTBOUND, 7, 40001, 443, 0, 0, 0);
-        kmetrics_add(m, &ev);
+        kmetrics_add(m, &ev, 1);
         ev = conn_ev(ST_EV_ACCEPT, ST_CONN_INBOUND, 9, 8080, 51000, 0, 0, 0);
-        kmetrics_add(m, &ev);
+        kmetrics_add(m, &ev, 1);
         ev = conn_ev(ST_EV_CLOSE, ST_CONN_OUTBOUND, 7, 40000, 443, 100, 2000, 3000000); /* 3 ms */
-        kmetrics_add(m, &ev);
+        kmetrics_add(m, &ev, 1);
         ev = conn_ev(ST_EV_CLOSE, ST_CONN_OUTBOUND, 7, 40001, 443, 50, 1000, 2000000000); /* 2 s */
-        kmetrics_add(m, &ev);
+        kmetrics_add(m, &ev, 1);
 
         assert_int_equal(kmetrics_build(m, 1000, 2000, &b), 0);
         assert_non_null(b);
@@ -135,10 +135,28 @@ static void test_sums_and_histogram(void **state) {
 
         /* cumulative: a second build counts from the start */
         ev = exec_ev("curl");
-        kmetrics_add(m, &ev);
+        kmetrics_add(m, &ev, 1);
         assert_int_equal(kmetrics_build(m, 1000, 3000, &b), 0);
         req = (const st_metrics_req *) st_batch_req(b);
         assert_int_equal(sum_value(find_metric(req, "strata.process.execs"), "process.executable.name", "curl", NULL, NULL), 4);
+        st_batch_unref(b);
+        kmetrics_free(m);
+}
+
+static void test_sampled_weight(void **state) {
+        struct kmetrics *m;
+        st_batch *b;
+        assert_int_equal(kmetrics_new(100, &m), 0);
+        struct kevent ev = conn_ev(ST_EV_CONNECT, ST_CONN_OUTBOUND, 7, 40000, 443, 0, 0, 0);
+        kmetrics_add(m, &ev, 10); /* 1 in 10 followed: stands for 10 */
+        ev = conn_ev(ST_EV_CLOSE, ST_CONN_OUTBOUND, 7, 40000, 443, 100, 5, 1000000);
+        kmetrics_add(m, &ev, 10);
+        assert_int_equal(kmetrics_build(m, 1, 2, &b), 0);
+        const st_metrics_req *req = (const st_metrics_req *) st_batch_req(b);
+        assert_int_equal(sum_value(find_metric(req, "strata.network.connections"), "strata.network.direction", "outbound",
+                                   NULL, NULL), 10);
+        assert_int_equal(sum_value(find_metric(req, "strata.network.io"), "network.io.direction", "transmit", NULL, NULL), 1000);
+        assert_int_equal(find_metric(req, "strata.network.connection.duration")->histogram->data_points[0]->count, 10);
         st_batch_unref(b);
         kmetrics_free(m);
 }
@@ -151,7 +169,7 @@ static void test_overflow(void **state) {
         for (int i = 0; i < 50; i++) {
                 snprintf(comm, sizeof(comm), "prog%d", i);
                 struct kevent ev = exec_ev(comm);
-                kmetrics_add(m, &ev);
+                kmetrics_add(m, &ev, 1);
         }
         assert_int_equal(kmetrics_series(m), 6); /* 5 and the overflow series */
         assert_int_equal(kmetrics_build(m, 1, 2, &b), 0);
@@ -173,6 +191,7 @@ static void test_overflow(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_sums_and_histogram),
+                cmocka_unit_test(test_sampled_weight),
                 cmocka_unit_test(test_overflow),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
