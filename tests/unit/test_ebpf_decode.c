@@ -165,6 +165,9 @@ static void test_conn(void **state) {
         c->family = AF_INET;
         static const __u8 v4[16] = { 10, 1, 2, 3 };
         assert_string_equal(kevent_addr(AF_INET, v4, a, sizeof(a)), "10.1.2.3");
+        static const __u8 v4b[16] = { 255, 0, 100, 9 }, v4c[16] = { 0, 10, 199, 250 };
+        assert_string_equal(kevent_addr(AF_INET, v4b, a, sizeof(a)), "255.0.100.9");
+        assert_string_equal(kevent_addr(AF_INET, v4c, a, sizeof(a)), "0.10.199.250");
         c->family = 1; /* AF_UNIX: not a connection we report */
         assert_int_equal(kevent_decode(buf, sizeof(*c), &ev), -EBADMSG);
         c->family = AF_INET;
