@@ -26,9 +26,11 @@ static size_t discard(char *p, size_t size, size_t n, void *ud) { return size * 
 /* An HTTP request with a short timeout: 0 and the status, or -1 and curl's reason in why. */
 static int probe(const char *method, const char *url, const char *header, long *ret_status, char *why, size_t cap) {
         CURL *c = curl_easy_init();
-        struct curl_slist *h = header ? curl_slist_append(NULL, header) : NULL;
-        if (!c)
+        if (!c) {
+                snprintf(why, cap, "cannot make a curl handle");
                 return -1;
+        }
+        struct curl_slist *h = header ? curl_slist_append(NULL, header) : NULL;
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long) API_TIMEOUT_MS);

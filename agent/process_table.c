@@ -246,6 +246,49 @@ size_t st_proctab_expire(struct st_proctab *t, uint64_t older_than_ns) {
         return n;
 }
 
+static int parse_stat(const char *stat, struct st_process *p);
+static ssize_t read_file(const char *path, char *buf, size_t cap);
+
+size_t st_proctab_reconcile(struct st_proctab *t, const char *proc_root, uint64_t now_ns) {
+        struct key {
+                uint32_t pid;
+                uint64_t start_ns;
+        } *keys = NULL;
+        size_t n = 0, cap = 0, gone = 0;
+
+        for (size_t i = 0; i < SHARDS; i++) {
+                struct shard *s = &t->shards[i];
+                pthread_rwlock_rdlock(&s->lock);
+                for (size_t b = 0; b < BUCKETS; b++)
+                        for (struct entry *e = s->buckets[b]; e; e = e->next) {
+                                if (e->p.exited)
+                                        continue;
+                                if (n == cap) {
+                                        size_t nc = cap ? 2 * cap : 256;
+                                        struct key *k = realloc(keys, nc * sizeof(*k));
+                                        if (!k)
+                                                break;
+                                        keys = k;
+                                        cap = nc;
+                                }
+                                keys[n++] = (struct key) { e->p.pid, e->p.start_ns };
+                        }
+                pthread_rwlock_unlock(&s->lock);
+        }
+        for (size_t i = 0; i < n; i++) {
+                char path[256], buf[1024];
+                struct st_process now = { 0 };
+                snprintf(path, sizeof(path), "%s/%u/stat", proc_root, keys[i].pid);
+                if (read_file(path, buf, sizeof(buf)) > 0 && parse_stat(buf, &now) == 0 &&
+                    st_proc_same_start(now.start_ns, keys[i].start_ns))
+                        continue; /* still there */
+                if (st_proctab_exit(t, keys[i].pid, keys[i].start_ns, -1, now_ns) == 0)
+                        gone++;
+        }
+        free(keys);
+        return gone;
+}
+
 size_t st_proctab_size(struct st_proctab *t) {
         size_t n = 0;
         for (size_t i = 0; i < SHARDS; i++) {

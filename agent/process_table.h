@@ -53,6 +53,11 @@ int st_proctab_exit(struct st_proctab *t, uint32_t pid, uint64_t start_ns, int32
  * process has this pid now"; otherwise only that exact process matches. -ENOENT when unknown. */
 int st_proctab_get(struct st_proctab *t, uint32_t pid, uint64_t start_ns, struct st_process *ret);
 
+/* Marks exited (exit_code -1: unknown) the processes that are no longer in proc_root, or whose
+ * pid now belongs to another start: their exits were never seen (filtered out, lost, or
+ * before strata). Returns how many. Reads proc_root outside the locks. */
+size_t st_proctab_reconcile(struct st_proctab *t, const char *proc_root, uint64_t now_ns);
+
 /* Forgets processes that exited before older_than_ns (CLOCK_BOOTTIME). Returns how many. */
 size_t st_proctab_expire(struct st_proctab *t, uint64_t older_than_ns);
 size_t st_proctab_size(struct st_proctab *t);

@@ -11,6 +11,7 @@
 #include "syscalls.bpf.h"
 
 #define PROT_EXEC 4
+#define MAP_ANONYMOUS 0x20
 #define DEPTH_MAX 32
 #define NAME_MAX_READ 256
 #define LEAF_TAIL 16 /* bytes of a file name's end that classify it */
@@ -32,8 +33,9 @@ struct seen_key {
         __u32 pid;
         __u32 dev;
         __u64 start_ns;
+        __u64 exec_id; /* self_exec_id: a new image reports its loads again */
         __u64 inode;
-        __u32 kind; /* a library is reported opened and mapped: once each */
+        __u32 kind;    /* a library is reported opened and mapped: once each */
         __u32 _pad;
 };
 
@@ -100,7 +102,7 @@ struct walk {
         struct dentry *d;
         struct mount *mnt;
         __u32 off;
-        bool in_package, truncated;
+        bool in_package, done; /* done: the walk reached the root */
 };
 
 static long walk_step(__u32 i, void *ctx) {
@@ -115,25 +117,28 @@ static long walk_step(__u32 i, void *ctx) {
         struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
         if (d == mnt_root) {
                 struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
-                if (parent == mnt)
-                        return 1; /* the root of the mount tree */
+                if (parent == mnt) {
+                        w->done = true; /* the root of the mount tree */
+                        return 1;
+                }
                 w->d = BPF_CORE_READ(mnt, mnt_mountpoint);
                 w->mnt = parent;
                 return 0;
         }
-        struct dentry *up = BPF_CORE_READ(d, d_parent);
-        if (up == d)
-                return 1;
-        if (w->off > ST_CODE_PATH_MAX - NAME_MAX_READ) {
-                w->truncated = true;
-                return 1;
-        }
+        if (w->off > ST_CODE_PATH_MAX - NAME_MAX_READ)
+                return 1; /* not done: truncated */
         char *at = s->data + (w->off & (ST_CODE_PATH_MAX - 1));
         long n = bpf_probe_read_kernel_str(at, NAME_MAX_READ, BPF_CORE_READ(d, d_name.name));
         if (n <= 0)
                 return 1;
         if (i > 0 && is_package_dir(at, n))
                 w->in_package = true;
+        struct dentry *up = BPF_CORE_READ(d, d_parent);
+        if (up == d) {
+                /* a disconnected dentry (memfd, deleted): the leaf and no more */
+                w->off += (__u32) n;
+                return 1;
+        }
         w->off += (__u32) n;
         w->d = up;
         return 0;
@@ -176,6 +181,7 @@ static __always_inline int emit_file(struct file *f, __u8 kind, bool filter_leaf
                 .pid = id >> 32,
                 .dev = BPF_CORE_READ(ino, i_sb, s_dev),
                 .start_ns = BPF_CORE_READ(task, group_leader, start_boottime),
+                .exec_id = BPF_CORE_READ(task, self_exec_id),
                 .inode = BPF_CORE_READ(ino, i_ino),
                 .kind = kind,
         };
@@ -186,7 +192,7 @@ static __always_inline int emit_file(struct file *f, __u8 kind, bool filter_leaf
         struct walk w = { .d = d, .mnt = container_of(vm, struct mount, mnt) };
         bpf_loop(DEPTH_MAX, walk_step, &w, 0);
         __u32 off = w.off;
-        bool in_package = w.in_package, truncated = w.truncated;
+        bool in_package = w.in_package, truncated = !w.done;
         if (leaf == LEAF_IN_PACKAGE && !in_package)
                 return 0;
 
@@ -210,9 +216,9 @@ static __always_inline int emit_file(struct file *f, __u8 kind, bool filter_leaf
         return 0;
 }
 
-static __always_inline int on_mmap(unsigned long prot, long fd) {
-        if (!(prot & PROT_EXEC) || fd < 0)
-                return 0;
+static __always_inline int on_mmap(unsigned long prot, unsigned long flags, long fd) {
+        if (!(prot & PROT_EXEC) || (flags & MAP_ANONYMOUS) || fd < 0)
+                return 0; /* the kernel ignores fd for anonymous mappings */
         return emit_file(st_fd_file(fd), ST_CODE_MMAP_EXEC, false);
 }
 
@@ -223,13 +229,14 @@ static __always_inline int on_open(long fd) {
 }
 
 SEC("tp/syscalls/sys_enter_mmap")
-int mmap_tp(struct trace_event_raw_sys_enter *ctx) { return on_mmap(ctx->args[2], (long) ctx->args[4]); }
+int mmap_tp(struct trace_event_raw_sys_enter *ctx) { return on_mmap(ctx->args[2], ctx->args[3], (long) ctx->args[4]); }
 
 SEC("raw_tp/sys_enter")
 int BPF_PROG(mmap_raw, struct pt_regs *regs, long nr) {
-        if (nr != ST_NR_MMAP)
+        if (nr != ST_NR_MMAP || st_compat_syscall())
                 return 0;
-        return on_mmap(PT_REGS_PARM3_CORE_SYSCALL(regs), (long) PT_REGS_PARM5_CORE_SYSCALL(regs));
+        return on_mmap(PT_REGS_PARM3_CORE_SYSCALL(regs), PT_REGS_PARM4_CORE_SYSCALL(regs),
+                       (long) PT_REGS_PARM5_CORE_SYSCALL(regs));
 }
 
 SEC("tp/syscalls/sys_exit_openat")
@@ -239,6 +246,8 @@ int openat2_tp(struct trace_event_raw_sys_exit *ctx) { return on_open(ctx->ret);
 
 SEC("raw_tp/sys_exit")
 int BPF_PROG(open_raw, struct pt_regs *regs, long ret) {
+        if (st_compat_syscall())
+                return 0;
         long nr = st_syscall_nr(regs);
         if (nr != ST_NR_OPENAT && nr != ST_NR_OPENAT2)
                 return 0;

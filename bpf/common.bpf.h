@@ -51,8 +51,10 @@ static __always_inline bool st_wanted(void) {
         if (filter_uid_on && (__u32) bpf_get_current_uid_gid() != filter_uid)
                 return false;
         if (filter_comm_on) {
+                /* the process's name (its main thread's), not the current thread's own */
+                struct task_struct *task = (struct task_struct *) bpf_get_current_task();
                 char comm[ST_TASK_COMM_LEN] = {};
-                bpf_get_current_comm(comm, sizeof(comm));
+                BPF_CORE_READ_STR_INTO(&comm, task, group_leader, comm);
                 if (!bpf_map_lookup_elem(&comm_filter, comm))
                         return false;
         }

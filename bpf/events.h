@@ -10,7 +10,7 @@
 #ifndef STRATA_BPF_EVENTS_H
 #define STRATA_BPF_EVENTS_H
 
-#define ST_EV_ABI_VERSION 1
+#define ST_EV_ABI_VERSION 2
 
 #define ST_TASK_COMM_LEN 16
 #define ST_PATH_MAX 256        /* executable path kept per exec */
@@ -60,6 +60,9 @@ struct st_ev_exec {
         __u8 path_truncated;
         __u8 args_truncated;
         __u8 _pad[2];
+        __u64 exe_inode;      /* the file exec'd: the path above is only what exec was given */
+        __u32 exe_dev;        /* its st_dev, kernel encoding (major << 20 | minor) */
+        __u32 _pad2;
 };
 
 struct st_ev_exit {

@@ -25,7 +25,11 @@ static __always_inline bool sampled_out(void) {
 #define AF_INET6 10
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
+#define TCP_FIN_WAIT1 4
 #define TCP_CLOSE 7
+#define TCP_LAST_ACK 9
+#define SOCK_DONE 1 /* enum sock_flags: the peer's FIN arrived (tcp_fin) */
+#define IPPROTO_TCP 6
 #define RCV_SHUTDOWN 1
 #define SEND_SHUTDOWN 2
 
@@ -34,6 +38,7 @@ struct sock_owner {
         __u64 since_ns;      /* established or accepted */
         __u8 direction;
         __u8 reported;       /* CONNECT/ACCEPT sent */
+        __u8 fin_sent;       /* we sent a FIN: the socket went through FIN_WAIT1 or LAST_ACK */
         /* the endpoints as they were when the connection was up: at TCP_CLOSE the local port
          * may already be released (inet_put_port) */
         __u16 family, local_port, remote_port;
@@ -86,13 +91,14 @@ static __always_inline void emit_conn(const struct sock *sk, struct sock_owner *
         __builtin_memcpy(ev.remote_addr, o->remote_addr, sizeof(ev.remote_addr));
         if (type == ST_EV_CLOSE) {
                 /* bytes_acked and bytes_received count sequence space: payload plus the SYN
-                 * (ours, when we connected) and the FINs; take those out to report payload. */
+                 * (ours, when we connected) and each FIN; take those out to report payload.
+                 * Our FIN counts when we sent one and it was acked; theirs when it arrived
+                 * (SOCK_DONE). sk_shutdown would not do: close() sets it without any FIN. */
                 const struct tcp_sock *tp = (const struct tcp_sock *) sk;
-                __u8 shut = BPF_CORE_READ(sk, sk_shutdown);
                 __u64 acked = BPF_CORE_READ(tp, bytes_acked), received = BPF_CORE_READ(tp, bytes_received);
                 __u64 ours = (o->direction == ST_CONN_OUTBOUND) +
-                             ((shut & SEND_SHUTDOWN) && BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq));
-                __u64 theirs = (shut & RCV_SHUTDOWN) != 0;
+                             (o->fin_sent && BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq));
+                __u64 theirs = (BPF_CORE_READ(sk, __sk_common.skc_flags) >> SOCK_DONE) & 1;
                 ev.bytes_sent = acked > ours ? acked - ours : 0;
                 ev.bytes_received = received > theirs ? received - theirs : 0;
                 ev.duration_ns = o->since_ns && now > o->since_ns ? now - o->since_ns : 0;
@@ -105,9 +111,9 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
         struct sock_owner *o;
         __u32 zero = 0;
 
-        if (BPF_CORE_READ(sk, __sk_common.skc_family) != AF_INET &&
-            BPF_CORE_READ(sk, __sk_common.skc_family) != AF_INET6)
-                return 0;
+        __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+        if ((family != AF_INET && family != AF_INET6) || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+                return 0; /* MPTCP's parent sockets pass here too, and are no tcp_sock */
         if (oldstate == TCP_CLOSE && newstate == TCP_SYN_SENT) {
                 /* connect(): the caller's context */
                 if (!st_wanted() || sampled_out())
@@ -120,6 +126,7 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
                 o->since_ns = 0;
                 o->direction = ST_CONN_OUTBOUND;
                 o->reported = 0;
+                o->fin_sent = 0;
                 bpf_map_update_elem(&socks, &key, o, BPF_ANY);
                 return 0;
         }
@@ -132,6 +139,8 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
                 o->reported = 1;
                 read_endpoints(o, sk);
                 emit_conn(sk, o, ST_EV_CONNECT, now);
+        } else if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK) {
+                o->fin_sent = 1;
         } else if (newstate == TCP_CLOSE) {
                 if (o->reported)
                         emit_conn(sk, o, ST_EV_CLOSE, now);
@@ -160,7 +169,7 @@ static __always_inline int on_accepted(long fd) {
         if (!sk)
                 return 0;
         __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-        if ((family != AF_INET && family != AF_INET6) || BPF_CORE_READ(sk, sk_protocol) != 6 /* TCP */)
+        if ((family != AF_INET && family != AF_INET6) || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
                 return 0;
         o = bpf_map_lookup_elem(&owner_buf, &zero);
         if (!o)
@@ -170,9 +179,16 @@ static __always_inline int on_accepted(long fd) {
         o->since_ns = now;
         o->direction = ST_CONN_INBOUND;
         o->reported = 1;
+        o->fin_sent = 0;
         read_endpoints(o, sk);
-        bpf_map_update_elem(&socks, &key, o, BPF_ANY);
         emit_conn(sk, o, ST_EV_ACCEPT, now);
+        if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE) {
+                /* reset while it waited in the backlog: closed already, and no state change is
+                 * left to remove an entry; report the close now */
+                emit_conn(sk, o, ST_EV_CLOSE, now);
+                return 0;
+        }
+        bpf_map_update_elem(&socks, &key, o, BPF_ANY);
         return 0;
 }
 
@@ -183,6 +199,8 @@ int accept_tp(struct trace_event_raw_sys_exit *ctx) { return on_accepted(ctx->re
 
 SEC("raw_tp/sys_exit")
 int BPF_PROG(accept_raw, struct pt_regs *regs, long ret) {
+        if (st_compat_syscall())
+                return 0;
         long nr = st_syscall_nr(regs);
         if (nr != ST_NR_ACCEPT && nr != ST_NR_ACCEPT4)
                 return 0;

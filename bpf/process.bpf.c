@@ -8,6 +8,10 @@
 #include "common.bpf.h"
 
 const volatile __u32 args_max = 1024; /* argv bytes kept per exec, <= ST_ARGS_MAX */
+/* sched_process_exit passes group_dead since 6.16 (the loader reads the kernel's BTF); before,
+ * the last thread is the one that finds signal->live at 0, which two exiting threads can both
+ * see. */
+const volatile bool exit_has_group_dead = false;
 
 struct exec_scratch {
         struct st_ev_exec ev;
@@ -50,6 +54,9 @@ static __always_inline int on_exec(struct task_struct *task, pid_t old_pid, stru
         __builtin_memset(&s->ev, 0, sizeof(s->ev));
         s->ev.ppid = BPF_CORE_READ(task, real_parent, tgid);
         s->ev.old_pid = old_pid;
+        struct inode *exe = BPF_CORE_READ(bprm, file, f_inode);
+        s->ev.exe_inode = BPF_CORE_READ(exe, i_ino);
+        s->ev.exe_dev = BPF_CORE_READ(exe, i_sb, s_dev);
 
         n = bpf_probe_read_kernel_str(s->data, ST_PATH_MAX, BPF_CORE_READ(bprm, filename));
         __u32 path_len = n > 0 ? (__u32) n - 1 : 0; /* without its NUL */
@@ -84,12 +91,12 @@ static __always_inline int on_exec(struct task_struct *task, pid_t old_pid, stru
         return 0;
 }
 
-static __always_inline int on_exit(struct task_struct *task) {
+static __always_inline int on_exit(struct task_struct *task, bool group_dead) {
         struct st_ev_exit ev = {};
         __u64 now = bpf_ktime_get_boot_ns();
 
         /* every thread passes here; the process is gone when the last one does */
-        if (BPF_CORE_READ(task, signal, live.counter) != 0)
+        if (!group_dead)
                 return 0;
         if (!st_wanted())
                 return 0;
@@ -98,6 +105,12 @@ static __always_inline int on_exit(struct task_struct *task) {
         ev.exit_code = BPF_CORE_READ(task, exit_code);
         st_emit(&ev, sizeof(ev), now);
         return 0;
+}
+
+static __always_inline bool last_thread(__u64 *ctx, struct task_struct *task) {
+        if (exit_has_group_dead)
+                return (bool) ctx[1]; /* a dead branch, not verified, on kernels without it */
+        return BPF_CORE_READ(task, signal, live.counter) == 0;
 }
 
 SEC("tp_btf/sched_process_fork")
@@ -111,6 +124,12 @@ SEC("raw_tp/sched_process_exec")
 int BPF_PROG(exec_raw, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) { return on_exec(p, old_pid, bprm); }
 
 SEC("tp_btf/sched_process_exit")
-int BPF_PROG(exit_btf, struct task_struct *p) { return on_exit(p); }
+int exit_btf(__u64 *ctx) {
+        struct task_struct *p = (struct task_struct *) ctx[0];
+        return on_exit(p, last_thread(ctx, p));
+}
 SEC("raw_tp/sched_process_exit")
-int BPF_PROG(exit_raw, struct task_struct *p) { return on_exit(p); }
+int exit_raw(__u64 *ctx) {
+        struct task_struct *p = (struct task_struct *) ctx[0];
+        return on_exit(p, last_thread(ctx, p));
+}

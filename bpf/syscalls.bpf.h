@@ -21,17 +21,31 @@ static __always_inline long st_syscall_nr(struct pt_regs *regs) { return BPF_COR
 #error "syscall numbers: add this architecture"
 #endif
 
-/* The struct file of fd in the current task (NULL when there is none). fd comes from a syscall
- * that just returned it or is about to use it, so it is within the table; and probe reads
- * are safe: a stale one fails, it does not fault. */
+/* The struct file of fd in the current task (NULL when there is none). fd may be anything a
+ * caller passed (mmap's is not checked by the kernel for MAP_ANONYMOUS), so it is bounded by
+ * the table's size. */
 static __always_inline struct file *st_fd_file(long fd) {
         struct task_struct *task = (struct task_struct *) bpf_get_current_task();
         struct file *f = NULL;
-        if (fd < 0 || fd > 0x7fffffff)
+        if (fd < 0)
                 return NULL;
-        struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+        struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+        if ((unsigned long) fd >= BPF_CORE_READ(fdt, max_fds))
+                return NULL;
+        struct file **fds = BPF_CORE_READ(fdt, fd);
         bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
         return f;
+}
+
+/* Whether the current task is in a 32-bit compat syscall, where the raw_tp fallbacks' syscall
+ * numbers mean other syscalls (x86: 43 is times(), 9 is link()). */
+static __always_inline bool st_compat_syscall(void) {
+#if defined(__TARGET_ARCH_x86)
+        struct task_struct *task = (struct task_struct *) bpf_get_current_task();
+        return BPF_CORE_READ(task, thread_info.status) & 0x0002; /* TS_COMPAT */
+#else
+        return false; /* arm64: compat tasks use another table; their numbers differ too, see below */
+#endif
 }
 
 #endif

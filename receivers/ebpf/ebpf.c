@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -28,6 +30,8 @@
 #include "process_table.h"
 
 #define MiB (UINT64_C(1) << 20)
+/* How often the process table is checked against /proc for exits that were never seen. */
+#define RECONCILE_PERIOD_NS (60 * ST_NS_PER_SEC)
 
 struct ebpf_filters {
         int64_t uid;
@@ -175,6 +179,8 @@ static void flush(struct ebpf_receiver *r) {
                 krec_add_gap(&r->kb, "pipeline_refused", r->refused_pending, r->refused_first_ns, r->refused_last_ns);
                 r->refused_pending = 0;
         }
+        size_t gap_records = r->kb.gap_records;
+        uint64_t gap_lost = r->kb.gap_lost;
         st_batch *b = krec_take(&r->kb);
         if (!b)
                 return;
@@ -183,13 +189,14 @@ static void flush(struct ebpf_receiver *r) {
         if (e == 0) {
                 st_tel_add(&r->set.tel->sig[ST_LOGS].accepted, items);
         } else {
-                /* kernel events cannot be asked for again: counted, and told as a gap next time */
+                /* kernel events cannot be asked for again: counted, and told as a gap next time;
+                 * a gap record refused with them stands for the events it told of, not for one */
                 uint64_t now = st_boottime_ns();
                 st_tel_add(&r->set.tel->sig[ST_LOGS].refused, items);
                 if (!r->refused_pending)
                         r->refused_first_ns = now;
                 r->refused_last_ns = now;
-                r->refused_pending += items;
+                r->refused_pending += (items - gap_records) + gap_lost;
                 st_debug(r->set.log_name, "pipeline refused %zu records: %s", items, strerror(-e));
         }
         st_batch_unref(b);
@@ -235,6 +242,11 @@ static void process_from_exec(const struct kevent *ev, struct st_process *p, cha
         p->cmdline = line[0] ? strdup(line) : NULL;
 }
 
+static bool exec_path_indirect(const char *p, size_t n) {
+        return !n || p[0] != '/' || (n > 8 && memcmp(p, "/dev/fd/", 8) == 0) ||
+               (n > 14 && memcmp(p, "/proc/self/fd/", 14) == 0);
+}
+
 static int on_record(void *ctx, void *data, size_t size) {
         struct ebpf_receiver *r = ctx;
         struct kevent ev;
@@ -248,6 +260,21 @@ static int on_record(void *ctx, void *data, size_t size) {
                 return 0;
         }
         const struct st_ev_header *h = ev.h;
+        char exe[ST_PATH_MAX + 1];
+        if (ev.type == ST_EV_EXEC && exec_path_indirect(ev.path, ev.path_len)) {
+                /* "./app", "bin/app" or fexecve's "/dev/fd/3": what exec was given, not where
+                 * the file is; /proc/PID/exe knows, while the process lives */
+                char link[64];
+                struct stat st;
+                snprintf(link, sizeof(link), "%s/%u/exe", r->cfg->proc_root, h->pid);
+                ssize_t n = readlink(link, exe, sizeof(exe) - 1);
+                /* only if it is still the file exec'd (the process may have exec'd again) */
+                if (n > 0 && stat(link, &st) == 0 && (uint64_t) st.st_ino == ev.exec->exe_inode &&
+                    major(st.st_dev) == ev.exec->exe_dev >> 20 && minor(st.st_dev) == (ev.exec->exe_dev & 0xfffff)) {
+                        ev.path = exe;
+                        ev.path_len = (size_t) n;
+                }
+        }
         switch (ev.type) {
         case ST_EV_FORK:
                 st_proctab_fork(r->procs, h->pid, ev.fork->child_pid, ev.fork->child_start_ns);
@@ -296,6 +323,7 @@ static void *reader_main(void *arg) {
         epoll_ctl(ep, EPOLL_CTL_ADD, r->stop_fd, &e);
 
         int64_t next_flush = st_now_ns() + r->cfg->flush_interval;
+        int64_t next_reconcile = st_now_ns() + RECONCILE_PERIOD_NS;
         while (!stop) {
                 struct epoll_event got[2];
                 int64_t wait_ns = next_flush - st_now_ns();
@@ -313,6 +341,14 @@ static void *reader_main(void *arg) {
                         st_proctab_expire(r->procs, now > ttl ? now - ttl : 0);
                         st_tel_metric_set(r->m_processes, (int64_t) st_proctab_size(r->procs));
                         next_flush = st_now_ns() + r->cfg->flush_interval;
+                }
+                if (st_now_ns() >= next_reconcile) {
+                        /* exits never seen (filtered, lost, or before start) must not keep
+                         * entries, nor their pids, forever */
+                        size_t gone = st_proctab_reconcile(r->procs, r->cfg->proc_root, st_boottime_ns());
+                        if (gone)
+                                st_debug(r->set.log_name, "%zu processes gone without an exit event", gone);
+                        next_reconcile = st_now_ns() + RECONCILE_PERIOD_NS;
                 }
                 if (r->metrics && (stop || st_now_ns() >= r->next_metrics_ns)) {
                         send_metrics(r);
@@ -348,6 +384,20 @@ static int resolve_cgroups(struct ebpf_receiver *r) {
         return 0;
 }
 
+static void seed(struct ebpf_receiver *r) {
+        const struct ebpf_config *c = r->cfg;
+        if (!c->seed_from_proc)
+                return;
+        int e = st_proctab_seed(r->procs, c->proc_root);
+        if (e < 0)
+                st_warn(r->set.log_name, "cannot read %s: %s; processes started before strata are unknown, ignoring",
+                        c->proc_root, strerror(-e));
+        else
+                st_info(r->set.log_name, "%d running processes learnt from %s (%zu known)", e, c->proc_root,
+                        st_proctab_size(r->procs));
+        st_tel_metric_set(r->m_processes, (int64_t) st_proctab_size(r->procs));
+}
+
 static int ebpf_start(void *self) {
         struct ebpf_receiver *r = self;
         const struct ebpf_config *c = r->cfg;
@@ -357,15 +407,6 @@ static int ebpf_start(void *self) {
         r->procs = st_proctab_global();
         if (!r->procs)
                 return -ENOMEM;
-        if (c->seed_from_proc) {
-                e = st_proctab_seed(r->procs, c->proc_root);
-                if (e < 0)
-                        st_warn(r->set.log_name, "cannot read %s: %s; processes started before strata are unknown, ignoring",
-                                c->proc_root, strerror(-e));
-                else
-                        st_info(r->set.log_name, "%d running processes learnt from %s (%zu known)", e, c->proc_root,
-                                st_proctab_size(r->procs));
-        }
         if ((e = resolve_cgroups(r)) < 0)
                 return e;
 
@@ -399,10 +440,14 @@ static int ebpf_start(void *self) {
                 /* degrade, don't fail: the rest of the agent (and the /proc process table) runs */
                 st_warn(r->set.log_name, "kernel collection is off: %s", report);
                 st_tel_metric_set(r->m_up, 0);
+                seed(r);
                 return 0;
         }
         st_info(r->set.log_name, "kernel hooks: %s", report);
         st_tel_metric_set(r->m_up, 1);
+        /* after attaching: a process born between the scan and the attach is not missed (the
+         * kernel's events, read later, are fresher than /proc and win) */
+        seed(r);
         st_tel_metric_set(r->m_hooks, (int64_t) kprobes_attached(r->k));
 
         if (st_consumer_set(&r->set.next[ST_METRICS])) {

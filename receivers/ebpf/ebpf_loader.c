@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "code.skel.h"
@@ -66,10 +67,31 @@ ADAPTERS(process)
 ADAPTERS(net)
 ADAPTERS(code)
 
+/* Whether this kernel's sched_process_exit tracepoint passes group_dead (6.16+): its
+ * btf_trace_ typedef is a pointer to a function of (void *, task, bool). */
+static bool exit_has_group_dead(void) {
+        static int cached = -1;
+        if (cached >= 0)
+                return cached;
+        struct btf *btf = btf__load_vmlinux_btf();
+        cached = 0;
+        if (!btf)
+                return false;
+        int id = btf__find_by_name_kind(btf, "btf_trace_sched_process_exit", BTF_KIND_TYPEDEF);
+        const struct btf_type *t = id > 0 ? btf__type_by_id(btf, (__u32) id) : NULL;
+        while (t && (btf_is_typedef(t) || btf_is_ptr(t)))
+                t = btf__type_by_id(btf, t->type);
+        if (t && btf_is_func_proto(t))
+                cached = btf_vlen(t) >= 3;
+        btf__free(btf);
+        return cached;
+}
+
 static void process_rodata(void *s, const struct kprobes_opts *o) {
         struct process_bpf *k = s;
         COMMON_RODATA(k, o);
         k->rodata->args_max = o->args_max;
+        k->rodata->exit_has_group_dead = exit_has_group_dead();
 }
 static void net_rodata(void *s, const struct kprobes_opts *o) {
         struct net_bpf *k = s;
@@ -356,6 +378,11 @@ int kprobes_open(const struct kprobes_opts *o, kprobes_record_fn fn, void *ctx, 
                                         all = false;
                                 }
                         }
+                        if (!all) /* half a hook would report half its events: none, then */
+                                for (int p = 0; p < MAX_PROGS; p++) {
+                                        bpf_link__destroy(L->links[h][p]);
+                                        L->links[h][p] = NULL;
+                                }
                         k->attached += all;
                 }
         }

@@ -251,7 +251,7 @@ int krec_add(struct krec_builder *kb, const struct kevent *ev, const struct st_p
                 break;
         case ST_EV_EXEC: {
                 g = group_for(kb, h->pid, h->start_ns, true, proc);
-                if (!g || !(rec = new_record(kb, "process.exec", h->ts_ns, &k, 12)))
+                if (!g || !(rec = new_record(kb, "process.exec", h->ts_ns, &k, 13)))
                         return -ENOMEM;
                 char *line = st_arena_alloc(a, ev->args_len + 1);
                 kv_int(&k, "process.pid", h->pid);
@@ -263,6 +263,8 @@ int krec_add(struct krec_builder *kb, const struct kevent *ev, const struct st_p
                 kv_args(&k, "process.command_args", ev->args, ev->args_len);
                 kv_int(&k, "process.user.id", h->uid);
                 kv_int(&k, "thread.id", h->tid);
+                if (ev->exec->exe_inode)
+                        kv_int(&k, "strata.process.executable.inode", (int64_t) ev->exec->exe_inode);
                 if (ev->exec->old_pid != h->pid)
                         kv_int(&k, "strata.process.old_pid", ev->exec->old_pid);
                 if (ev->exec->args_truncated)
@@ -360,6 +362,8 @@ int krec_add_gap(struct krec_builder *kb, const char *what, uint64_t lost, uint6
         if ((r = group_push(g, rec)) < 0)
                 return r;
         kb->records++;
+        kb->gap_records++;
+        kb->gap_lost += lost;
         return 0;
 }
 
@@ -368,6 +372,8 @@ static void clear_groups(struct krec_builder *kb) {
                 free(kb->groups[i].recs);
         kb->n_groups = 0;
         kb->records = 0;
+        kb->gap_records = 0;
+        kb->gap_lost = 0;
 }
 
 st_batch *krec_take(struct krec_builder *kb) {

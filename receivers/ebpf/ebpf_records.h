@@ -21,6 +21,8 @@ struct krec_builder {
         size_t records;
         int64_t boot_to_unix_ns;   /* CLOCK_REALTIME - CLOCK_BOOTTIME, set by krec_clock_sync */
         uint32_t net_sample_every; /* > 1: network records say they stand for that many */
+        size_t gap_records;        /* strata.gap records in the batch being built */
+        uint64_t gap_lost;         /* and the lost events they tell of */
 };
 
 void krec_clock_sync(struct krec_builder *kb);

@@ -254,12 +254,85 @@ static void test_losses_are_counted(void **state) {
         assert_int_equal(system(cmd), 0);
 }
 
+/* Refusals: the pipeline pushes back twice; the records refused are told as one
+ * pipeline_refused gap once it takes data again, and they add up: a gap record refused along
+ * with the events stands for what it told of, not for one event. */
+static int refusals_left;
+static size_t refused_items, refused_gap_records;
+
+static void count_gaps(const struct rec *r, void *ctx) {
+        if (strcmp(attr_str(r->lr, "event.name"), "strata.gap") == 0)
+                (*(size_t *) ctx)++;
+}
+
+static int refusing_consume(void *data, st_batch *b) {
+        if (refusals_left > 0) {
+                refusals_left--;
+                struct harness tmp = { 0 };
+                tmp.cap.n = 1;
+                tmp.cap.v[0] = b;
+                size_t gaps = 0;
+                each_record(&tmp, count_gaps, &gaps);
+                refused_items += b->items;
+                refused_gap_records += gaps;
+                return -ENOBUFS;
+        }
+        return capture_consume(data, b);
+}
+
+struct refused_gaps {
+        int64_t lost;
+        int n;
+};
+
+static void sum_refused_gaps(const struct rec *r, void *ctx) {
+        struct refused_gaps *g = ctx;
+        if (strcmp(attr_str(r->lr, "event.name"), "strata.gap") == 0 &&
+            strcmp(attr_str(r->lr, "strata.gap.cause"), "pipeline_refused") == 0) {
+                g->lost += attr_int(r->lr, "strata.gap.lost_events", 0);
+                g->n++;
+        }
+}
+
+static void test_refusals_are_told(void **state) {
+        struct harness h;
+        char d[] = "/tmp/strata-refuse-XXXXXX", p[128];
+        REQUIRE_ROOT();
+        assert_non_null(mkdtemp(d));
+        refusals_left = 2;
+        refused_items = refused_gap_records = 0;
+        harness_init(&h, &st_receiver_ebpf, ST_LOGS, "flush_interval: 100ms\nevents: [code]\nmax_batch_records: 10\n");
+        h.set.kind = ST_RECEIVER;
+        h.set.next[ST_LOGS].consume = refusing_consume;
+        h.f->destroy(h.inst);
+        assert_int_equal(h.f->create(&h.set, h.cfg, &h.inst), 0);
+        assert_int_equal(h.f->start(h.inst), 0);
+        for (int i = 0; i < 100; i++) {
+                snprintf(p, sizeof(p), "%s/lib%d.so", d, i);
+                make_file(p);
+        }
+        usleep(300 * 1000);
+        rx_stop(&h);
+        struct refused_gaps g = { 0 };
+        each_record(&h, sum_refused_gaps, &g);
+        assert_int_equal(refusals_left, 0);
+        assert_true(refused_items > 0);
+        assert_int_equal(atomic_load(&h.tel.sig[ST_LOGS].refused), refused_items);
+        assert_int_equal(g.n, 1);
+        assert_int_equal(g.lost, (int64_t) (refused_items - refused_gap_records));
+        rx_free(&h);
+        char cmd[96];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", d);
+        assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
         st_log_setup(ST_LOG_INFO, ST_LOG_TEXT);
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_code_ground_truth),
                 cmocka_unit_test(test_code_raw_tp_fallback),
                 cmocka_unit_test(test_losses_are_counted),
+                cmocka_unit_test(test_refusals_are_told),
         };
         announce_skips("test_ebpf_code");
         return cmocka_run_group_tests(tests, NULL, NULL);

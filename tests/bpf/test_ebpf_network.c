@@ -282,6 +282,65 @@ static void test_tcp_fallbacks(void **state) {
         unsetenv("STRATA_TEST_EBPF_BREAK_PROGRAM");
 }
 
+/* A connection reset instead of closed: the server closes with unread data (the kernel sends
+ * a RST, no FIN). The byte counts must still be the payload, exactly. */
+struct reset_truth {
+        pid_t pid;
+        int server_port, client_port;
+        int64_t server_rx, server_tx, client_tx, client_rx;
+        int closes;
+};
+
+static void reset_match(const struct rec *r, void *ctx) {
+        struct reset_truth *t = ctx;
+        if (strcmp(attr_str(r->lr, "event.name"), "network.close") != 0 || attr_int(r->lr, "process.pid", -1) != t->pid)
+                return;
+        int64_t lport = attr_int(r->lr, "network.local.port", -1), pport = attr_int(r->lr, "network.peer.port", -1);
+        if (lport == t->server_port && pport == t->client_port) {
+                t->server_rx = attr_int(r->lr, "strata.network.bytes_received", -1);
+                t->server_tx = attr_int(r->lr, "strata.network.bytes_sent", -1);
+                t->closes++;
+        } else if (lport == t->client_port && pport == t->server_port) {
+                t->client_rx = attr_int(r->lr, "strata.network.bytes_received", -1);
+                t->client_tx = attr_int(r->lr, "strata.network.bytes_sent", -1);
+                t->closes++;
+        }
+}
+
+static void test_tcp_reset(void **state) {
+        enum { UP = 5000 };
+        struct harness h;
+        struct reset_truth t = { .pid = getpid() };
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(a);
+        char c;
+        REQUIRE_ROOT();
+        rx_start(&h, "flush_interval: 50ms\nevents: [network]\n");
+        int lfd = listener(AF_INET, &t.server_port);
+        int cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        a.sin_port = htons((uint16_t) t.server_port);
+        assert_int_equal(connect(cfd, (struct sockaddr *) &a, sizeof(a)), 0);
+        assert_int_equal(getsockname(cfd, (struct sockaddr *) &a, &len), 0);
+        t.client_port = ntohs(a.sin_port);
+        int sfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        assert_true(sfd >= 0);
+        write_all(cfd, UP);
+        usleep(50 * 1000);   /* delivered, unread */
+        close(sfd);          /* unread data: RST */
+        assert_true(read(cfd, &c, 1) < 0); /* ECONNRESET */
+        close(cfd);
+        close(lfd);
+        usleep(50 * 1000);
+        rx_stop(&h);
+        each_record(&h, reset_match, &t);
+        assert_int_equal(t.closes, 2);
+        assert_int_equal(t.server_rx, UP);
+        assert_int_equal(t.server_tx, 0);
+        assert_int_equal(t.client_tx, UP);
+        assert_int_equal(t.client_rx, 0);
+        rx_free(&h);
+}
+
 /* Count of network records about this process. */
 static void count_ours(const struct rec *r, void *ctx) {
         struct truth *t = ctx;
@@ -324,6 +383,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_tcp_ground_truth),
                 cmocka_unit_test(test_tcp_fallbacks),
+                cmocka_unit_test(test_tcp_reset),
                 cmocka_unit_test(test_metrics_only),
                 cmocka_unit_test(test_sampling),
         };

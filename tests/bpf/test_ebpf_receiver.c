@@ -96,7 +96,9 @@ static void match(const struct rec *r, void *ctx) {
                 } else if (strcmp(ev, "process.exec") == 0) {
                         c->execs++;
                         const char *path = attr_str(lr, "process.executable.path");
-                        c->path_ok = path && strcmp(path, "/bin/sh") == 0;
+                        struct stat sh;
+                        c->path_ok = path && strcmp(path, "/bin/sh") == 0 && stat("/bin/sh", &sh) == 0 &&
+                                     attr_int(lr, "strata.process.executable.inode", -1) == (int64_t) sh.st_ino;
                         char want[96];
                         snprintf(want, sizeof(want), "/bin/sh -c exit %d %s", c->code, c->tag);
                         const char *line = attr_str(lr, "process.command_line");
@@ -324,6 +326,99 @@ static void test_cgroup_filter(void **state) {
         assert_int_equal(rmdir(dir), 0);
 }
 
+/* A multi-threaded process exits once, whichever of its threads goes last. */
+static void *sleeper(void *arg) {
+        (void) arg;
+        for (;;)
+                pause();
+        return NULL;
+}
+
+struct exits {
+        pid_t pid;
+        int exits;
+        int64_t code;
+};
+
+static void count_exits(const struct rec *r, void *ctx) {
+        struct exits *e = ctx;
+        if (strcmp(attr_str(r->lr, "event.name"), "process.exit") == 0 && attr_int(r->lr, "process.pid", -1) == e->pid) {
+                e->exits++;
+                e->code = attr_int(r->lr, "process.exit.code", -1);
+        }
+}
+
+static void test_threaded_exit_once(void **state) {
+        struct harness h;
+        REQUIRE_ROOT();
+        rx_start(&h, YAML);
+        struct exits e[4] = { 0 };
+        for (int round = 0; round < 4; round++) {
+                pid_t pid = fork();
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                        pthread_t th;
+                        for (int i = 0; i < 16; i++)
+                                if (pthread_create(&th, NULL, sleeper, NULL) != 0)
+                                        _exit(99);
+                        usleep(20 * 1000);
+                        exit(5); /* exit_group: every thread dies at once */
+                }
+                e[round].pid = pid;
+                int st;
+                assert_int_equal(waitpid(pid, &st, 0), pid);
+                assert_int_equal(WEXITSTATUS(st), 5);
+        }
+        rx_stop(&h);
+        for (int round = 0; round < 4; round++) {
+                each_record(&h, count_exits, &e[round]);
+                assert_int_equal(e[round].exits, 1);
+                assert_int_equal(e[round].code, 5);
+        }
+        rx_free(&h);
+}
+
+/* exec("./sh") from another directory: the record names the file, not the argument. */
+struct relpath {
+        pid_t pid;
+        char path[512];
+        int execs;
+};
+
+static void find_exec(const struct rec *r, void *ctx) {
+        struct relpath *x = ctx;
+        if (strcmp(attr_str(r->lr, "event.name"), "process.exec") == 0 && attr_int(r->lr, "process.pid", -1) == x->pid) {
+                snprintf(x->path, sizeof(x->path), "%s", attr_str(r->lr, "process.executable.path"));
+                x->execs++;
+        }
+}
+
+static void test_relative_exec_path(void **state) {
+        struct harness h;
+        struct relpath x = { 0 };
+        char real[512];
+        REQUIRE_ROOT();
+        assert_non_null(realpath("/bin/sh", real));
+        rx_start(&h, YAML);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                if (chdir("/bin") < 0)
+                        _exit(126);
+                /* two commands: the shell forks sleep rather than exec'ing it in its place */
+                execl("./sh", "./sh", "-c", "sleep 0.3; exit 0", (char *) NULL);
+                _exit(127);
+        }
+        x.pid = pid;
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        rx_stop(&h);
+        each_record(&h, find_exec, &x);
+        assert_int_equal(x.execs, 1);
+        assert_string_equal(x.path, real);
+        rx_free(&h);
+}
+
 static void test_config_errors(void **state) {
         expect_config_error(&st_receiver_ebpf, "ring_buffer_size: 12KiB\n", "power of two");
         expect_config_error(&st_receiver_ebpf, "wakeup_bytes: 8MiB\n", "smaller than ring_buffer_size");
@@ -345,6 +440,8 @@ int main(void) {
                 cmocka_unit_test(test_forced_raw_tp),
                 cmocka_unit_test(test_uid_filter),
                 cmocka_unit_test(test_cgroup_filter),
+                cmocka_unit_test(test_threaded_exit_once),
+                cmocka_unit_test(test_relative_exec_path),
         };
         announce_skips("test_ebpf_receiver");
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -179,6 +179,34 @@ static void test_lifecycle(void **state) {
         st_proctab_free(t);
 }
 
+static void test_reconcile(void **state) {
+        struct st_proctab *t;
+        struct st_process p;
+        char cmd[128];
+        assert_int_equal(st_proctab_new(&t), 0);
+        assert_int_equal(st_proctab_seed(t, root), 3);
+        /* a process the kernel told of, that /proc does not have: its exit was missed */
+        assert_int_equal(st_proctab_fork(t, 100, 555, 1234 * tick()), 0);
+        /* pid 200 is reused by a younger process */
+        assert_int_equal(st_proctab_exec(t, &(struct st_process) { .pid = 200, .start_ns = 1 * tick() }), 0);
+        assert_int_equal(st_proctab_reconcile(t, root, 5000), 2);
+        assert_int_equal(st_proctab_get(t, 555, 0, &p), 0);
+        assert_true(p.exited);
+        assert_int_equal(p.exit_code, -1);
+        assert_int_equal(p.exit_ns, 5000);
+        st_process_clear(&p);
+        assert_int_equal(st_proctab_get(t, 100, 0, &p), 0);
+        assert_false(p.exited); /* still in /proc */
+        st_process_clear(&p);
+        /* a process that goes away */
+        snprintf(cmd, sizeof(cmd), "rm -rf %s/2", root);
+        assert_int_equal(system(cmd), 0);
+        assert_int_equal(st_proctab_reconcile(t, root, 6000), 1);
+        assert_int_equal(st_proctab_expire(t, 7000), 3);
+        assert_int_equal(st_proctab_size(t), 1);
+        st_proctab_free(t);
+}
+
 struct race {
         struct st_proctab *t;
         volatile int stop;
@@ -228,6 +256,7 @@ int main(void) {
                 cmocka_unit_test(test_real_proc),
                 cmocka_unit_test(test_lifecycle),
                 cmocka_unit_test(test_concurrent),
+                cmocka_unit_test(test_reconcile),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
