@@ -263,6 +263,22 @@ static void test_uid_filter(void **state) {
         rx_free(&h);
 }
 
+struct cg_check {
+        pid_t pid;
+        int64_t cgroup_id;
+        int found;
+};
+
+/* The exec record's resource carries the cgroup id of where the process runs. */
+static void resource_cgroup(const struct rec *r, void *ctx) {
+        struct cg_check *c = ctx;
+        if (strcmp(attr_str(r->lr, "event.name"), "process.exec") != 0 || attr_int(r->lr, "process.pid", -1) != c->pid)
+                return;
+        const st_any_value *id = attr_get((st_key_value *const *) r->res, r->n_res, "strata.cgroup.id");
+        c->found++;
+        c->cgroup_id = id ? id->int_value : -1;
+}
+
 /* The cgroup filter, end to end without a container engine: a cgroup whose path looks like a
  * container runtime's, one child moved into it before it execs, and only that child seen. */
 static void test_cgroup_filter(void **state) {
@@ -322,6 +338,12 @@ static void test_cgroup_filter(void **state) {
         assert_int_equal(t.c[0].exits, 1);
         assert_int_equal(t.c[1].execs, 0);
         assert_int_equal(t.c[1].exits, 0);
+        struct stat cg;
+        struct cg_check cc = { .pid = in };
+        assert_int_equal(stat(dir, &cg), 0);
+        each_record(&h, resource_cgroup, &cc);
+        assert_int_equal(cc.found, 1);
+        assert_int_equal(cc.cgroup_id, (int64_t) cg.st_ino);
         rx_free(&h);
         assert_int_equal(rmdir(dir), 0);
 }
