@@ -29,6 +29,7 @@ struct shard {
 
 struct st_proctab {
         struct shard shards[SHARDS];
+        size_t reconcile_cursor; /* where the last reconcile pass stopped (one caller at a time) */
 };
 
 void st_process_clear(struct st_process *p) {
@@ -249,7 +250,7 @@ size_t st_proctab_expire(struct st_proctab *t, uint64_t older_than_ns) {
 static int parse_stat(const char *stat, struct st_process *p);
 static ssize_t read_file(const char *path, char *buf, size_t cap);
 
-size_t st_proctab_reconcile(struct st_proctab *t, const char *proc_root, uint64_t now_ns) {
+size_t st_proctab_reconcile(struct st_proctab *t, const char *proc_root, uint64_t now_ns, size_t max) {
         struct key {
                 uint32_t pid;
                 uint64_t start_ns;
@@ -275,16 +276,21 @@ size_t st_proctab_reconcile(struct st_proctab *t, const char *proc_root, uint64_
                         }
                 pthread_rwlock_unlock(&s->lock);
         }
-        for (size_t i = 0; i < n; i++) {
+        size_t todo = n < max ? n : max;
+        for (size_t j = 0; j < todo; j++) {
+                size_t i = (t->reconcile_cursor + j) % n;
                 char path[256], buf[1024];
                 struct st_process now = { 0 };
                 snprintf(path, sizeof(path), "%s/%u/stat", proc_root, keys[i].pid);
-                if (read_file(path, buf, sizeof(buf)) > 0 && parse_stat(buf, &now) == 0 &&
-                    st_proc_same_start(now.start_ns, keys[i].start_ns))
+                ssize_t r = read_file(path, buf, sizeof(buf));
+                if (r < 0 && r != -ENOENT && r != -ESRCH)
+                        break; /* out of descriptors, memory or permission: no verdict */
+                if (r > 0 && parse_stat(buf, &now) == 0 && st_proc_same_start(now.start_ns, keys[i].start_ns))
                         continue; /* still there */
                 if (st_proctab_exit(t, keys[i].pid, keys[i].start_ns, -1, now_ns) == 0)
                         gone++;
         }
+        t->reconcile_cursor = n ? (t->reconcile_cursor + todo) % n : 0;
         free(keys);
         return gone;
 }

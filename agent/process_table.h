@@ -55,8 +55,11 @@ int st_proctab_get(struct st_proctab *t, uint32_t pid, uint64_t start_ns, struct
 
 /* Marks exited (exit_code -1: unknown) the processes that are no longer in proc_root, or whose
  * pid now belongs to another start: their exits were never seen (filtered out, lost, or
- * before strata). Returns how many. Reads proc_root outside the locks. */
-size_t st_proctab_reconcile(struct st_proctab *t, const char *proc_root, uint64_t now_ns);
+ * before strata). Checks at most max processes, resuming where the last call stopped; stops
+ * early when proc_root cannot be read for another reason than the process being gone.
+ * Returns how many were marked. Reads proc_root outside the locks. proc_root must show the
+ * host's pid namespace (the same pids the kernel reports). */
+size_t st_proctab_reconcile(struct st_proctab *t, const char *proc_root, uint64_t now_ns, size_t max);
 
 /* Forgets processes that exited before older_than_ns (CLOCK_BOOTTIME). Returns how many. */
 size_t st_proctab_expire(struct st_proctab *t, uint64_t older_than_ns);

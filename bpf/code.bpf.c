@@ -135,8 +135,9 @@ static long walk_step(__u32 i, void *ctx) {
                 w->in_package = true;
         struct dentry *up = BPF_CORE_READ(d, d_parent);
         if (up == d) {
-                /* a disconnected dentry (memfd, deleted): the leaf and no more */
+                /* a disconnected dentry (memfd, an anonymous file): its name is all there is */
                 w->off += (__u32) n;
+                w->done = true;
                 return 1;
         }
         w->off += (__u32) n;
@@ -216,10 +217,12 @@ static __always_inline int emit_file(struct file *f, __u8 kind, bool filter_leaf
         return 0;
 }
 
-static __always_inline int on_mmap(unsigned long prot, unsigned long flags, long fd) {
-        if (!(prot & PROT_EXEC) || (flags & MAP_ANONYMOUS) || fd < 0)
+static __always_inline int on_mmap(unsigned long prot, unsigned long flags, unsigned long fd) {
+        if (!(prot & PROT_EXEC) || (flags & MAP_ANONYMOUS))
                 return 0; /* the kernel ignores fd for anonymous mappings */
-        return emit_file(st_fd_file(fd), ST_CODE_MMAP_EXEC, false);
+        /* the kernel uses the low 32 bits (fget(unsigned int)): so must we, or a fd with high
+         * bits set would hide a mapping */
+        return emit_file(st_fd_file((long) (__u32) fd), ST_CODE_MMAP_EXEC, false);
 }
 
 static __always_inline int on_open(long fd) {
@@ -229,14 +232,14 @@ static __always_inline int on_open(long fd) {
 }
 
 SEC("tp/syscalls/sys_enter_mmap")
-int mmap_tp(struct trace_event_raw_sys_enter *ctx) { return on_mmap(ctx->args[2], ctx->args[3], (long) ctx->args[4]); }
+int mmap_tp(struct trace_event_raw_sys_enter *ctx) { return on_mmap(ctx->args[2], ctx->args[3], ctx->args[4]); }
 
 SEC("raw_tp/sys_enter")
 int BPF_PROG(mmap_raw, struct pt_regs *regs, long nr) {
         if (nr != ST_NR_MMAP || st_compat_syscall())
                 return 0;
         return on_mmap(PT_REGS_PARM3_CORE_SYSCALL(regs), PT_REGS_PARM4_CORE_SYSCALL(regs),
-                       (long) PT_REGS_PARM5_CORE_SYSCALL(regs));
+                       PT_REGS_PARM5_CORE_SYSCALL(regs));
 }
 
 SEC("tp/syscalls/sys_exit_openat")

@@ -59,7 +59,8 @@ struct st_ev_exec {
         __u16 args_len;
         __u8 path_truncated;
         __u8 args_truncated;
-        __u8 _pad[2];
+        __u8 script;          /* path is a script; the file exec'd (below) is its interpreter */
+        __u8 _pad;
         __u64 exe_inode;      /* the file exec'd: the path above is only what exec was given */
         __u32 exe_dev;        /* its st_dev, kernel encoding (major << 20 | minor) */
         __u32 _pad2;

@@ -115,7 +115,9 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
         if ((family != AF_INET && family != AF_INET6) || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
                 return 0; /* MPTCP's parent sockets pass here too, and are no tcp_sock */
         if (oldstate == TCP_CLOSE && newstate == TCP_SYN_SENT) {
-                /* connect(): the caller's context */
+                /* connect(): the caller's context. A socket struct is reused memory: whatever an
+                 * earlier socket at this address left is not this one's, followed or not. */
+                bpf_map_delete_elem(&socks, &key);
                 if (!st_wanted() || sampled_out())
                         return 0;
                 o = bpf_map_lookup_elem(&owner_buf, &zero);
@@ -142,9 +144,11 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
         } else if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK) {
                 o->fin_sent = 1;
         } else if (newstate == TCP_CLOSE) {
-                if (o->reported)
-                        emit_conn(sk, o, ST_EV_CLOSE, now);
-                bpf_map_delete_elem(&socks, &key); /* a failed connect ends here too */
+                /* a failed connect ends here too. Whoever deletes the entry reports the close,
+                 * so that a close racing an accept (below) is reported once. */
+                struct sock_owner copy = *o;
+                if (bpf_map_delete_elem(&socks, &key) == 0 && copy.reported)
+                        emit_conn(sk, &copy, ST_EV_CLOSE, now);
         }
         return 0;
 }
@@ -182,13 +186,12 @@ static __always_inline int on_accepted(long fd) {
         o->fin_sent = 0;
         read_endpoints(o, sk);
         emit_conn(sk, o, ST_EV_ACCEPT, now);
-        if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE) {
-                /* reset while it waited in the backlog: closed already, and no state change is
-                 * left to remove an entry; report the close now */
-                emit_conn(sk, o, ST_EV_CLOSE, now);
-                return 0;
-        }
         bpf_map_update_elem(&socks, &key, o, BPF_ANY);
+        /* reset while it waited in the backlog, or just now on another CPU: then no state
+         * change is left to remove the entry, and the close is reported here (once: by
+         * whichever of us deletes the entry) */
+        if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE && bpf_map_delete_elem(&socks, &key) == 0)
+                emit_conn(sk, o, ST_EV_CLOSE, now);
         return 0;
 }
 

@@ -54,6 +54,7 @@ static __always_inline int on_exec(struct task_struct *task, pid_t old_pid, stru
         __builtin_memset(&s->ev, 0, sizeof(s->ev));
         s->ev.ppid = BPF_CORE_READ(task, real_parent, tgid);
         s->ev.old_pid = old_pid;
+        s->ev.script = BPF_CORE_READ(bprm, interp) != BPF_CORE_READ(bprm, filename);
         struct inode *exe = BPF_CORE_READ(bprm, file, f_inode);
         s->ev.exe_inode = BPF_CORE_READ(exe, i_ino);
         s->ev.exe_dev = BPF_CORE_READ(exe, i_sb, s_dev);

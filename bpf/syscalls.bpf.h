@@ -40,11 +40,13 @@ static __always_inline struct file *st_fd_file(long fd) {
 /* Whether the current task is in a 32-bit compat syscall, where the raw_tp fallbacks' syscall
  * numbers mean other syscalls (x86: 43 is times(), 9 is link()). */
 static __always_inline bool st_compat_syscall(void) {
-#if defined(__TARGET_ARCH_x86)
         struct task_struct *task = (struct task_struct *) bpf_get_current_task();
+#if defined(__TARGET_ARCH_x86)
         return BPF_CORE_READ(task, thread_info.status) & 0x0002; /* TS_COMPAT */
+#elif defined(__TARGET_ARCH_arm64)
+        return BPF_CORE_READ(task, thread_info.flags) & (1UL << 22); /* TIF_32BIT */
 #else
-        return false; /* arm64: compat tasks use another table; their numbers differ too, see below */
+        return false;
 #endif
 }
 

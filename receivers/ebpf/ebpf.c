@@ -30,8 +30,11 @@
 #include "process_table.h"
 
 #define MiB (UINT64_C(1) << 20)
-/* How often the process table is checked against /proc for exits that were never seen. */
-#define RECONCILE_PERIOD_NS (60 * ST_NS_PER_SEC)
+/* How often part of the process table is checked against /proc for exits never seen, and
+ * how many processes per pass: a large host is covered over several passes, so that the
+ * reader never stalls for long. */
+#define RECONCILE_PERIOD_NS (10 * ST_NS_PER_SEC)
+#define RECONCILE_BATCH 2000
 
 struct ebpf_filters {
         int64_t uid;
@@ -175,10 +178,9 @@ static int ebpf_create(const struct st_component_settings *set, const void *cfg,
 
 static void flush(struct ebpf_receiver *r) {
         const struct st_consumer *next = &r->set.next[ST_LOGS];
-        if (r->refused_pending && st_consumer_set(next)) {
-                krec_add_gap(&r->kb, "pipeline_refused", r->refused_pending, r->refused_first_ns, r->refused_last_ns);
+        if (r->refused_pending && st_consumer_set(next) &&
+            krec_add_gap(&r->kb, "pipeline_refused", r->refused_pending, r->refused_first_ns, r->refused_last_ns) == 0)
                 r->refused_pending = 0;
-        }
         size_t gap_records = r->kb.gap_records;
         uint64_t gap_lost = r->kb.gap_lost;
         st_batch *b = krec_take(&r->kb);
@@ -196,7 +198,7 @@ static void flush(struct ebpf_receiver *r) {
                 if (!r->refused_pending)
                         r->refused_first_ns = now;
                 r->refused_last_ns = now;
-                r->refused_pending += (items - gap_records) + gap_lost;
+                r->refused_pending += (items > gap_records ? items - gap_records : 0) + gap_lost;
                 st_debug(r->set.log_name, "pipeline refused %zu records: %s", items, strerror(-e));
         }
         st_batch_unref(b);
@@ -261,16 +263,17 @@ static int on_record(void *ctx, void *data, size_t size) {
         }
         const struct st_ev_header *h = ev.h;
         char exe[ST_PATH_MAX + 1];
-        if (ev.type == ST_EV_EXEC && exec_path_indirect(ev.path, ev.path_len)) {
+        if (ev.type == ST_EV_EXEC && !ev.exec->script && exec_path_indirect(ev.path, ev.path_len)) {
                 /* "./app", "bin/app" or fexecve's "/dev/fd/3": what exec was given, not where
-                 * the file is; /proc/PID/exe knows, while the process lives */
+                 * the file is; /proc/PID/exe knows, while the process lives and has not exec'd
+                 * again (same inode; not the device: btrfs subvolumes show another st_dev than
+                 * the kernel's s_dev). A script's exe is its interpreter: then the argument stays. */
                 char link[64];
                 struct stat st;
                 snprintf(link, sizeof(link), "%s/%u/exe", r->cfg->proc_root, h->pid);
-                ssize_t n = readlink(link, exe, sizeof(exe) - 1);
-                /* only if it is still the file exec'd (the process may have exec'd again) */
-                if (n > 0 && stat(link, &st) == 0 && (uint64_t) st.st_ino == ev.exec->exe_inode &&
-                    major(st.st_dev) == ev.exec->exe_dev >> 20 && minor(st.st_dev) == (ev.exec->exe_dev & 0xfffff)) {
+                ssize_t n = readlink(link, exe, sizeof(exe));
+                if (n > 0 && (size_t) n < sizeof(exe) && stat(link, &st) == 0 &&
+                    (uint64_t) st.st_ino == ev.exec->exe_inode) {
                         ev.path = exe;
                         ev.path_len = (size_t) n;
                 }
@@ -345,7 +348,7 @@ static void *reader_main(void *arg) {
                 if (st_now_ns() >= next_reconcile) {
                         /* exits never seen (filtered, lost, or before start) must not keep
                          * entries, nor their pids, forever */
-                        size_t gone = st_proctab_reconcile(r->procs, r->cfg->proc_root, st_boottime_ns());
+                        size_t gone = st_proctab_reconcile(r->procs, r->cfg->proc_root, st_boottime_ns(), RECONCILE_BATCH);
                         if (gone)
                                 st_debug(r->set.log_name, "%zu processes gone without an exit event", gone);
                         next_reconcile = st_now_ns() + RECONCILE_PERIOD_NS;
@@ -445,9 +448,6 @@ static int ebpf_start(void *self) {
         }
         st_info(r->set.log_name, "kernel hooks: %s", report);
         st_tel_metric_set(r->m_up, 1);
-        /* after attaching: a process born between the scan and the attach is not missed (the
-         * kernel's events, read later, are fresher than /proc and win) */
-        seed(r);
         st_tel_metric_set(r->m_hooks, (int64_t) kprobes_attached(r->k));
 
         if (st_consumer_set(&r->set.next[ST_METRICS])) {
@@ -465,6 +465,10 @@ static int ebpf_start(void *self) {
                 return e;
         }
         r->running = true;
+        /* after attaching, so that a process born between the scan and the attach is not
+         * missed; with the reader running, so that a long scan does not fill the ring buffer
+         * (the table is shared, and an entry the kernel made first wins over /proc's) */
+        seed(r);
         return 0;
 }
 

@@ -189,7 +189,7 @@ static void test_reconcile(void **state) {
         assert_int_equal(st_proctab_fork(t, 100, 555, 1234 * tick()), 0);
         /* pid 200 is reused by a younger process */
         assert_int_equal(st_proctab_exec(t, &(struct st_process) { .pid = 200, .start_ns = 1 * tick() }), 0);
-        assert_int_equal(st_proctab_reconcile(t, root, 5000), 2);
+        assert_int_equal(st_proctab_reconcile(t, root, 5000, 100), 2);
         assert_int_equal(st_proctab_get(t, 555, 0, &p), 0);
         assert_true(p.exited);
         assert_int_equal(p.exit_code, -1);
@@ -201,7 +201,9 @@ static void test_reconcile(void **state) {
         /* a process that goes away */
         snprintf(cmd, sizeof(cmd), "rm -rf %s/2", root);
         assert_int_equal(system(cmd), 0);
-        assert_int_equal(st_proctab_reconcile(t, root, 6000), 1);
+        assert_int_equal(st_proctab_reconcile(t, root, 6000, 100), 1);
+        /* a pass checks at most max processes */
+        assert_int_equal(st_proctab_reconcile(t, root, 6500, 0), 0);
         assert_int_equal(st_proctab_expire(t, 7000), 3);
         assert_int_equal(st_proctab_size(t), 1);
         st_proctab_free(t);
