@@ -94,8 +94,10 @@ static __always_inline void st_emit(void *rec, __u64 size, __u64 now) {
 }
 
 /* The header of a record about the current task. */
-static __always_inline void st_fill_header(struct st_ev_header *h, __u16 type, __u16 size, __u64 now) {
-        struct task_struct *task = (struct task_struct *) bpf_get_current_task();
+/* btf: the caller is a BTF-typed program (tp_btf), where the current task can be read with
+ * plain loads (bpf_get_current_task_btf) instead of probe-read helper calls. A constant at
+ * every call site. */
+static __always_inline void st_fill_header_x(struct st_ev_header *h, __u16 type, __u16 size, __u64 now, bool btf) {
         __u64 id = bpf_get_current_pid_tgid(), ug = bpf_get_current_uid_gid();
 
         h->type = type;
@@ -104,11 +106,20 @@ static __always_inline void st_fill_header(struct st_ev_header *h, __u16 type, _
         h->ts_ns = now;
         h->pid = id >> 32;
         h->tid = (__u32) id;
-        h->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+        if (btf) {
+                h->start_ns = bpf_get_current_task_btf()->group_leader->start_boottime;
+        } else {
+                struct task_struct *task = (struct task_struct *) bpf_get_current_task();
+                h->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+        }
         h->cgroup_id = bpf_get_current_cgroup_id();
         h->uid = (__u32) ug;
         h->gid = ug >> 32;
         bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+static __always_inline void st_fill_header(struct st_ev_header *h, __u16 type, __u16 size, __u64 now) {
+        st_fill_header_x(h, type, size, now, false);
 }
 
 #endif

@@ -25,17 +25,19 @@ struct {
         __type(value, struct exec_scratch);
 } exec_buf SEC(".maps");
 
-static __always_inline int on_fork(struct task_struct *parent, struct task_struct *child) {
+static __always_inline int on_fork(struct task_struct *parent, struct task_struct *child, bool btf) {
         struct st_ev_fork ev = {};
         __u64 now = bpf_ktime_get_boot_ns();
+        /* tp_btf: plain loads; raw_tp: probe reads (btf is a constant in each copy) */
+        pid_t pid = btf ? child->pid : BPF_CORE_READ(child, pid), tgid = btf ? child->tgid : BPF_CORE_READ(child, tgid);
 
-        if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+        if (pid != tgid)
                 return 0; /* a thread */
         if (!st_wanted())
                 return 0;
-        st_fill_header(&ev.h, ST_EV_FORK, sizeof(ev), now);
-        ev.child_pid = BPF_CORE_READ(child, tgid);
-        ev.child_start_ns = BPF_CORE_READ(child, start_boottime);
+        st_fill_header_x(&ev.h, ST_EV_FORK, sizeof(ev), now, btf);
+        ev.child_pid = tgid;
+        ev.child_start_ns = btf ? child->start_boottime : BPF_CORE_READ(child, start_boottime);
         st_emit(&ev, sizeof(ev), now);
         return 0;
 }
@@ -92,7 +94,7 @@ static __always_inline int on_exec(struct task_struct *task, pid_t old_pid, stru
         return 0;
 }
 
-static __always_inline int on_exit(struct task_struct *task, bool group_dead) {
+static __always_inline int on_exit(struct task_struct *task, bool group_dead, bool btf) {
         struct st_ev_exit ev = {};
         __u64 now = bpf_ktime_get_boot_ns();
 
@@ -101,23 +103,23 @@ static __always_inline int on_exit(struct task_struct *task, bool group_dead) {
                 return 0;
         if (!st_wanted())
                 return 0;
-        st_fill_header(&ev.h, ST_EV_EXIT, sizeof(ev), now);
-        ev.ppid = BPF_CORE_READ(task, real_parent, tgid);
-        ev.exit_code = BPF_CORE_READ(task, exit_code);
+        st_fill_header_x(&ev.h, ST_EV_EXIT, sizeof(ev), now, btf);
+        ev.ppid = btf ? task->real_parent->tgid : BPF_CORE_READ(task, real_parent, tgid);
+        ev.exit_code = btf ? task->exit_code : BPF_CORE_READ(task, exit_code);
         st_emit(&ev, sizeof(ev), now);
         return 0;
 }
 
-static __always_inline bool last_thread(__u64 *ctx, struct task_struct *task) {
+static __always_inline bool last_thread(__u64 *ctx, struct task_struct *task, bool btf) {
         if (exit_has_group_dead)
                 return (bool) ctx[1]; /* a dead branch, not verified, on kernels without it */
-        return BPF_CORE_READ(task, signal, live.counter) == 0;
+        return (btf ? task->signal->live.counter : BPF_CORE_READ(task, signal, live.counter)) == 0;
 }
 
 SEC("tp_btf/sched_process_fork")
-int BPF_PROG(fork_btf, struct task_struct *parent, struct task_struct *child) { return on_fork(parent, child); }
+int BPF_PROG(fork_btf, struct task_struct *parent, struct task_struct *child) { return on_fork(parent, child, true); }
 SEC("raw_tp/sched_process_fork")
-int BPF_PROG(fork_raw, struct task_struct *parent, struct task_struct *child) { return on_fork(parent, child); }
+int BPF_PROG(fork_raw, struct task_struct *parent, struct task_struct *child) { return on_fork(parent, child, false); }
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(exec_btf, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) { return on_exec(p, old_pid, bprm); }
@@ -125,12 +127,11 @@ SEC("raw_tp/sched_process_exec")
 int BPF_PROG(exec_raw, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) { return on_exec(p, old_pid, bprm); }
 
 SEC("tp_btf/sched_process_exit")
-int exit_btf(__u64 *ctx) {
-        struct task_struct *p = (struct task_struct *) ctx[0];
-        return on_exit(p, last_thread(ctx, p));
+int BPF_PROG(exit_btf, struct task_struct *p) {
+        return on_exit(p, last_thread(ctx, p, true), true);
 }
 SEC("raw_tp/sched_process_exit")
 int exit_raw(__u64 *ctx) {
         struct task_struct *p = (struct task_struct *) ctx[0];
-        return on_exit(p, last_thread(ctx, p));
+        return on_exit(p, last_thread(ctx, p, false), false);
 }
