@@ -138,18 +138,3 @@ size_t kevent_command_line(const char *args, size_t args_len, char *out, size_t 
         out[n] = '\0';
         return n;
 }
-
-size_t kevent_argv(const char *args, size_t args_len, char *buf, size_t cap, const char **argv, size_t max) {
-        size_t n = 0, len = args_len < cap ? args_len : (cap ? cap - 1 : 0);
-        if (!cap || !max)
-                return 0;
-        memcpy(buf, args, len);
-        buf[len] = '\0';
-        while (len && buf[len - 1] == '\0')
-                len--;
-        for (size_t i = 0; i < len && n < max;) {
-                argv[n++] = buf + i;
-                i += strlen(buf + i) + 1;
-        }
-        return n;
-}

@@ -40,5 +40,3 @@ const char *kevent_addr(unsigned family, const __u8 addr[16], char *out, size_t 
 /* argv as one command line: arguments joined by spaces (the OpenTelemetry
  * process.command_line), into out of cap bytes, NUL-terminated. Returns the length. */
 size_t kevent_command_line(const char *args, size_t args_len, char *out, size_t cap);
-/* The arguments, split: up to max pointers into a copy made in buf (cap bytes). */
-size_t kevent_argv(const char *args, size_t args_len, char *buf, size_t cap, const char **argv, size_t max);

@@ -270,8 +270,7 @@ int kmetrics_build(struct kmetrics *m, uint64_t start_unix_ns, uint64_t now_unix
         gethostname(host, sizeof(host) - 1);
         struct series hs = { .n_attrs = 2 };
         set_str(&hs.attrs[0], "host.name", host, strlen(host));
-        set_int(&hs.attrs[1], "process.pid", getpid());
-        hs.attrs[1].key = "strata.agent.pid";
+        set_int(&hs.attrs[1], "strata.agent.pid", getpid());
         if (!(res->attributes = make_attrs(a, &hs)))
                 goto oom;
         res->n_attributes = 2;

@@ -34,10 +34,14 @@ static inline void announce_skips(const char *name) {
 
 /* ---- the receiver, wired to a capture ----------------------------------------------------- */
 
-/* The receiver, wired to h->cap for logs and, when metrics is given, to it for metrics. */
-static inline void rx_start_metrics(struct harness *h, const char *yaml, struct capture *metrics) {
+/* The receiver, wired to h->cap for logs (through `logs` when given: a consumer that wraps
+ * capture_consume) and, when metrics is given, to it for metrics. */
+static inline void rx_start_with(struct harness *h, const char *yaml, int (*logs)(void *, st_batch *),
+                                 struct capture *metrics) {
         harness_init(h, &st_receiver_ebpf, ST_LOGS, yaml);
         h->set.kind = ST_RECEIVER;
+        if (logs)
+                h->set.next[ST_LOGS].consume = logs;
         if (metrics) {
                 capture_init(metrics);
                 h->set.next[ST_METRICS] = (struct st_consumer) { .consume = capture_consume, .data = metrics };
@@ -46,6 +50,10 @@ static inline void rx_start_metrics(struct harness *h, const char *yaml, struct 
         h->f->destroy(h->inst);
         assert_int_equal(h->f->create(&h->set, h->cfg, &h->inst), 0);
         assert_int_equal(h->f->start(h->inst), 0);
+}
+
+static inline void rx_start_metrics(struct harness *h, const char *yaml, struct capture *metrics) {
+        rx_start_with(h, yaml, NULL, metrics);
 }
 
 static inline void rx_start(struct harness *h, const char *yaml) { rx_start_metrics(h, yaml, NULL); }

@@ -220,13 +220,8 @@ static void test_losses_are_counted(void **state) {
         }
         /* one page of ring buffer, and a pipeline that stalls as the storm begins */
         stalled_once = 0;
-        harness_init(&h, &st_receiver_ebpf, ST_LOGS,
-                     "flush_interval: 100ms\nevents: [code]\nring_buffer_size: 4KiB\nwakeup_bytes: 0\nmax_batch_records: 1\n");
-        h.set.kind = ST_RECEIVER;
-        h.set.next[ST_LOGS].consume = stalling_consume;
-        h.f->destroy(h.inst);
-        assert_int_equal(h.f->create(&h.set, h.cfg, &h.inst), 0);
-        assert_int_equal(h.f->start(h.inst), 0);
+        rx_start_with(&h, "flush_interval: 100ms\nevents: [code]\nring_buffer_size: 4KiB\nwakeup_bytes: 0\nmax_batch_records: 1\n",
+                      stalling_consume, NULL);
         snprintf(p, sizeof(p), "%s/first.so", s.dir);
         make_file(p); /* the event that stalls the reader */
         usleep(100 * 1000);
@@ -301,12 +296,7 @@ static void test_refusals_are_told(void **state) {
         assert_non_null(mkdtemp(d));
         refusals_left = 2;
         refused_items = refused_gap_records = 0;
-        harness_init(&h, &st_receiver_ebpf, ST_LOGS, "flush_interval: 100ms\nevents: [code]\nmax_batch_records: 10\n");
-        h.set.kind = ST_RECEIVER;
-        h.set.next[ST_LOGS].consume = refusing_consume;
-        h.f->destroy(h.inst);
-        assert_int_equal(h.f->create(&h.set, h.cfg, &h.inst), 0);
-        assert_int_equal(h.f->start(h.inst), 0);
+        rx_start_with(&h, "flush_interval: 100ms\nevents: [code]\nmax_batch_records: 10\n", refusing_consume, NULL);
         for (int i = 0; i < 100; i++) {
                 snprintf(p, sizeof(p), "%s/lib%d.so", d, i);
                 make_file(p);
