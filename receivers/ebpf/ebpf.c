@@ -184,6 +184,16 @@ static void flush(struct ebpf_receiver *r) {
         size_t gap_records = r->kb.gap_records;
         uint64_t gap_lost = r->kb.gap_lost;
         st_batch *b = krec_take(&r->kb);
+        if (r->kb.dropped) {
+                /* records that could not be built or kept (out of memory): lost like a refusal */
+                uint64_t now = st_boottime_ns();
+                st_tel_add(&r->set.tel->sig[ST_LOGS].refused, r->kb.dropped);
+                if (!r->refused_pending)
+                        r->refused_first_ns = now;
+                r->refused_last_ns = now;
+                r->refused_pending += r->kb.dropped;
+                r->kb.dropped = 0;
+        }
         if (!b)
                 return;
         size_t items = b->items;
@@ -302,7 +312,7 @@ static int on_record(void *ctx, void *data, size_t size) {
                 kmetrics_add(r->metrics, &ev, net ? (uint32_t) r->cfg->network_sample_every : 1);
         if (st_consumer_set(&r->set.next[ST_LOGS]) && (r->record_kinds & kind)) {
                 if (krec_add(&r->kb, &ev, have ? &proc : NULL) < 0)
-                        st_tel_metric_add(r->m_decode_errors, 1);
+                        r->kb.dropped++; /* out of memory: counted and told at the next flush */
                 if ((int64_t) r->kb.records >= r->cfg->max_batch_records)
                         flush(r);
         }

@@ -115,14 +115,6 @@ static void kv_args(struct kvs *k, const char *key, const char *args, size_t len
         v->array_value = arr;
 }
 
-static size_t args_joined(const char *args, size_t len, char *out) {
-        while (len && args[len - 1] == '\0')
-                len--;
-        for (size_t i = 0; i < len; i++)
-                out[i] = args[i] ? args[i] : ' ';
-        return len;
-}
-
 /* --- groups --------------------------------------------------------------------------------- */
 
 static int ensure_batch(struct krec_builder *kb) {
@@ -259,7 +251,8 @@ int krec_add(struct krec_builder *kb, const struct kevent *ev, const struct st_p
                 kv_str(&k, "process.executable.path", ev->path, ev->path_len);
                 kv_str(&k, "process.executable.name", h->comm, strnlen(h->comm, sizeof(h->comm)));
                 if (line)
-                        kv_str(&k, "process.command_line", line, args_joined(ev->args, ev->args_len, line));
+                        kv_str(&k, "process.command_line", line,
+                               kevent_command_line(ev->args, ev->args_len, line, ev->args_len + 1));
                 kv_args(&k, "process.command_args", ev->args, ev->args_len);
                 kv_int(&k, "process.user.id", h->uid);
                 kv_int(&k, "thread.id", h->tid);
@@ -384,11 +377,13 @@ st_batch *krec_take(struct krec_builder *kb) {
         st_arena *a = &b->arena;
         st_resource_logs **rls = kb->n_groups ? st_arena_alloc(a, kb->n_groups * sizeof(*rls)) : NULL;
         size_t n = 0;
-        for (size_t i = 0; rls && i < kb->n_groups; i++) {
+        for (size_t i = 0; i < kb->n_groups; i++) {
                 struct krec_group *g = &kb->groups[i];
-                st_log_record **recs = g->n ? st_arena_alloc(a, g->n * sizeof(*recs)) : NULL;
-                if (!recs)
+                st_log_record **recs = rls && g->n ? st_arena_alloc(a, g->n * sizeof(*recs)) : NULL;
+                if (!recs) {
+                        kb->dropped += g->n; /* out of memory: counted by the caller */
                         continue;
+                }
                 memcpy(recs, g->recs, g->n * sizeof(*recs));
                 g->rl->scope_logs[0]->log_records = recs;
                 g->rl->scope_logs[0]->n_log_records = g->n;

@@ -21,6 +21,7 @@ struct krec_builder {
         size_t records;
         int64_t boot_to_unix_ns;   /* CLOCK_REALTIME - CLOCK_BOOTTIME, set by krec_clock_sync */
         uint32_t net_sample_every; /* > 1: network records say they stand for that many */
+        size_t dropped;            /* records lost to memory exhaustion since the last krec_take */
         size_t gap_records;        /* strata.gap records in the batch being built */
         uint64_t gap_lost;         /* and the lost events they tell of */
 };
@@ -30,6 +31,7 @@ void krec_clock_sync(struct krec_builder *kb);
 int krec_add(struct krec_builder *kb, const struct kevent *ev, const struct st_process *proc);
 /* A `strata.gap` record: `lost` events were lost between first_ns and last_ns (CLOCK_BOOTTIME). */
 int krec_add_gap(struct krec_builder *kb, const char *what, uint64_t lost, uint64_t first_ns, uint64_t last_ns);
-/* Hands over the batch built so far (NULL when empty) and starts a new one. */
+/* Hands over the batch built so far (NULL when empty) and starts a new one. Records it could
+ * not keep (out of memory) are added to kb->dropped, for the caller to count. */
 st_batch *krec_take(struct krec_builder *kb);
 void krec_reset(struct krec_builder *kb); /* drops what was built */
