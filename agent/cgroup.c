@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int st_cgroup2_mount(const char *mounts_path, char *buf, size_t cap) {
         FILE *f = fopen(mounts_path, "re");
@@ -57,4 +59,41 @@ uint64_t st_cgroup2_id(const char *mount, const char *path) {
         if ((size_t) snprintf(full, sizeof(full), "%s%s", mount, path) >= sizeof(full) || stat(full, &st) < 0)
                 return 0;
         return (uint64_t) st.st_ino;
+}
+
+int st_cgroup2_path_of_id(const char *mount, uint64_t id, char *buf, size_t cap) {
+        /* kernfs hands out its node id as an 8-byte handle of type FILEID_KERNFS */
+        struct {
+                struct file_handle fh;
+                uint64_t id;
+        } h = { .fh = { .handle_bytes = sizeof(uint64_t), .handle_type = 0xfe } };
+        char link[64], full[4096];
+        int r;
+
+        memcpy(h.fh.f_handle, &id, sizeof(id));
+        int mfd = open(mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (mfd < 0)
+                return -errno;
+        int fd = open_by_handle_at(mfd, &h.fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        r = fd < 0 ? -errno : 0;
+        close(mfd);
+        if (r < 0)
+                return r;
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, full, sizeof(full) - 1);
+        r = n < 0 ? -errno : 0;
+        close(fd);
+        if (r < 0)
+                return r;
+        full[n] = '\0';
+        size_t ml = strlen(mount);
+        while (ml > 1 && mount[ml - 1] == '/')
+                ml--;
+        const char *rel = strncmp(full, mount, ml) == 0 ? full + ml : full;
+        if (!*rel)
+                rel = "/";
+        if (strlen(rel) >= cap)
+                return -ENAMETOOLONG;
+        strcpy(buf, rel);
+        return 0;
 }

@@ -15,3 +15,8 @@ int st_cgroup2_path_of(const char *proc_root, uint32_t pid, char *buf, size_t ca
 
 /* The id of the cgroup at mount + path; 0 when it cannot be stat'ed. */
 uint64_t st_cgroup2_id(const char *mount, const char *path);
+
+/* The path ("/kubepods.slice/…", relative to mount) of the v2 cgroup with this id, through a
+ * kernfs file handle: works after every process of the cgroup is gone, needs
+ * CAP_DAC_READ_SEARCH. -ESTALE when no such cgroup exists (any more). */
+int st_cgroup2_path_of_id(const char *mount, uint64_t id, char *buf, size_t cap);

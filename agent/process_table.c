@@ -186,6 +186,9 @@ int st_proctab_exec(struct st_proctab *t, const struct st_process *p) {
         struct shard *s = shard_of(t, p->pid);
         pthread_rwlock_wrlock(&s->lock);
         struct entry *e = find(s, p->pid);
+        if (e && st_proc_same_start(e->p.start_ns, p->start_ns) && !st_container_known(&c.container) &&
+            e->p.cgroup_id == c.cgroup_id)
+                c.container = e->p.container;
         if (!e || !st_proc_same_start(e->p.start_ns, p->start_ns))
                 e = insert(s, p->pid);
         if (e) {
@@ -402,6 +405,7 @@ static int seed_one(struct st_proctab *t, const char *proc_root, uint32_t pid, c
                 p.cmdline = join_cmdline(buf, n);
         if (cg_mount && st_cgroup2_path_of(proc_root, pid, buf, sizeof(buf)) == 0)
                 p.cgroup_id = st_cgroup2_id(cg_mount, buf);
+        st_container_of_pid(proc_root, pid, &p.container); /* no container: stays "" */
 
         struct shard *s = shard_of(t, pid);
         int r = 0;

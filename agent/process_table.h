@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "container.h"
+
 #define ST_PROC_COMM_LEN 16
 
 struct st_proctab;
@@ -30,6 +32,9 @@ struct st_process {
         int32_t exit_code;      /* wait(2) status, when exited */
         uint64_t exit_ns;       /* CLOCK_BOOTTIME ns, when exited */
         bool from_proc;         /* learnt from /proc (seed), not from an exec event */
+        /* The container (and pod) the process runs in: from its cgroup at seed or exec,
+         * inherited from the parent at fork. container.id "" = none or not known. */
+        struct st_container_ref container;
 };
 void st_process_clear(struct st_process *p); /* NULL-safe; frees exe and cmdline */
 
@@ -46,7 +51,9 @@ int st_proctab_seed(struct st_proctab *t, const char *proc_root);
 /* Kernel facts. start_ns identifies the process; an entry of the same pid with another start
  * is replaced (the pid was reused and its exit was missed). */
 int st_proctab_fork(struct st_proctab *t, uint32_t parent_pid, uint32_t pid, uint64_t start_ns);
-int st_proctab_exec(struct st_proctab *t, const struct st_process *p); /* p->exe, p->cmdline copied */
+/* p->exe, p->cmdline copied. A p without a container keeps the one the process had (from its
+ * parent) as long as it is still in the same cgroup. */
+int st_proctab_exec(struct st_proctab *t, const struct st_process *p);
 int st_proctab_exit(struct st_proctab *t, uint32_t pid, uint64_t start_ns, int32_t exit_code, uint64_t exit_ns);
 
 /* Copies the process pid out (into *ret, to st_process_clear). start_ns 0 means "whichever

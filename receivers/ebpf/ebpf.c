@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "container.h"
 #include "clock.h"
 #include "component.h"
 #include "doctor.h"
@@ -295,6 +296,13 @@ static int on_record(void *ctx, void *data, size_t size) {
                 break;
         case ST_EV_EXEC:
                 process_from_exec(&ev, &proc, line, sizeof(line));
+                if (st_container_resolve(h->cgroup_id, r->cfg->proc_root, h->pid, &proc.container) < 0 &&
+                    st_proctab_exec(r->procs, &proc) == 0) {
+                        /* gone already, or in no container: the table keeps what the parent had */
+                        st_process_clear(&proc);
+                        have = st_proctab_get(r->procs, h->pid, h->start_ns, &proc) == 0;
+                        break;
+                }
                 st_proctab_exec(r->procs, &proc);
                 have = true;
                 break;

@@ -134,7 +134,7 @@ static st_resource_logs *new_resource(st_arena *a, uint32_t pid, const struct st
         st_scope_logs *sl = st_arena_alloc(a, sizeof(*sl));
         st_scope_logs **slv = st_arena_alloc(a, sizeof(*slv));
         st_scope *scope = st_arena_alloc(a, sizeof(*scope));
-        st_key_value **attrs = st_arena_alloc(a, 8 * sizeof(*attrs));
+        st_key_value **attrs = st_arena_alloc(a, 11 * sizeof(*attrs));
         if (!rl || !res || !sl || !slv || !scope || !attrs)
                 return NULL;
         opentelemetry__proto__logs__v1__resource_logs__init(rl);
@@ -149,7 +149,7 @@ static st_resource_logs *new_resource(st_arena *a, uint32_t pid, const struct st
         rl->scope_logs = slv;
         rl->n_scope_logs = 1;
 
-        struct kvs k = { .a = a, .v = attrs, .cap = 8 };
+        struct kvs k = { .a = a, .v = attrs, .cap = 11 };
         kv_int(&k, "process.pid", pid);
         if (proc) {
                 kv_int(&k, "process.parent_pid", proc->ppid);
@@ -160,6 +160,12 @@ static st_resource_logs *new_resource(st_arena *a, uint32_t pid, const struct st
                 kv_int(&k, "process.user.id", proc->uid);
                 if (proc->cgroup_id)
                         kv_int(&k, "strata.cgroup.id", (int64_t) proc->cgroup_id);
+                if (st_container_known(&proc->container)) {
+                        kv_cstr(&k, "container.id", proc->container.id);
+                        kv_cstr(&k, "container.runtime.name", proc->container.runtime);
+                        if (proc->container.pod_uid[0])
+                                kv_cstr(&k, "k8s.pod.uid", proc->container.pod_uid);
+                }
         }
         res->attributes = attrs;
         res->n_attributes = k.n;

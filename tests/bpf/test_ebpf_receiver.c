@@ -267,7 +267,13 @@ struct cg_check {
         pid_t pid;
         int64_t cgroup_id;
         int found;
+        const char *container_id, *runtime, *pod_uid;
 };
+
+static const char *res_str(const struct rec *r, const char *key) {
+        const st_any_value *v = attr_get((st_key_value *const *) r->res, r->n_res, key);
+        return v && v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE ? v->string_value : "";
+}
 
 /* The exec record's resource carries the cgroup id of where the process runs. */
 static void resource_cgroup(const struct rec *r, void *ctx) {
@@ -277,18 +283,28 @@ static void resource_cgroup(const struct rec *r, void *ctx) {
         const st_any_value *id = attr_get((st_key_value *const *) r->res, r->n_res, "strata.cgroup.id");
         c->found++;
         c->cgroup_id = id ? id->int_value : -1;
+        c->container_id = res_str(r, "container.id");
+        c->runtime = res_str(r, "container.runtime.name");
+        c->pod_uid = res_str(r, "k8s.pod.uid");
 }
 
-/* The cgroup filter, end to end without a container engine: a cgroup whose path looks like a
- * container runtime's, one child moved into it before it execs, and only that child seen. */
+/* The cgroup filter and container identity, end to end without a container engine: a cgroup
+ * whose path is the one kubelet (systemd driver) and containerd give a container, one child
+ * moved into it before it execs, and only that child seen, with its container and pod. */
 static void test_cgroup_filter(void **state) {
-        char mount[256], dir[1024], procs[1100], yaml[1200], rel[128];
+        char mount[256], dir[1024], pod_dir[1024], procs[1100], yaml[1200], rel[256], id[65], pod[64], pod_slice[128];
         REQUIRE_ROOT();
         if (st_cgroup2_mount("/proc/self/mounts", mount, sizeof(mount)) < 0)
                 skip();
-        snprintf(rel, sizeof(rel), "/strata-test.slice/docker-%d%032d.scope", (int) getpid(), 7);
+        snprintf(id, sizeof(id), "%08x%056d", (unsigned) getpid(), 7);
+        snprintf(pod, sizeof(pod), "%08x-1c2f-4e6a-9b8d-0a1b2c3d4e5f", (unsigned) getpid());
+        snprintf(pod_slice, sizeof(pod_slice), "/strata-test.slice/kubepods-besteffort-pod%08x_1c2f_4e6a_9b8d_0a1b2c3d4e5f.slice",
+                 (unsigned) getpid());
+        snprintf(rel, sizeof(rel), "%s/cri-containerd-%s.scope", pod_slice, id);
         snprintf(dir, sizeof(dir), "%s/strata-test.slice", mount);
         mkdir(dir, 0755);
+        snprintf(pod_dir, sizeof(pod_dir), "%s%s", mount, pod_slice);
+        assert_int_equal(mkdir(pod_dir, 0755), 0);
         snprintf(dir, sizeof(dir), "%s%s", mount, rel);
         assert_int_equal(mkdir(dir, 0755), 0);
         snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
@@ -344,8 +360,12 @@ static void test_cgroup_filter(void **state) {
         each_record(&h, resource_cgroup, &cc);
         assert_int_equal(cc.found, 1);
         assert_int_equal(cc.cgroup_id, (int64_t) cg.st_ino);
+        assert_string_equal(cc.container_id, id);
+        assert_string_equal(cc.runtime, "containerd");
+        assert_string_equal(cc.pod_uid, pod);
         rx_free(&h);
         assert_int_equal(rmdir(dir), 0);
+        assert_int_equal(rmdir(pod_dir), 0);
 }
 
 /* A multi-threaded process exits once, whichever of its threads goes last. */

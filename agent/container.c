@@ -1,0 +1,264 @@
+#include "container.h"
+#include "cgroup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static bool is_hex(const char *s, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                        return false;
+        return true;
+}
+
+static bool is_digits(const char *s, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (s[i] < '0' || s[i] > '9')
+                        return false;
+        return n > 0;
+}
+
+static bool has_prefix(const char *s, size_t n, const char *p) {
+        size_t l = strlen(p);
+        return n >= l && memcmp(s, p, l) == 0;
+}
+
+static bool has_suffix(const char *s, size_t n, const char *x) {
+        size_t l = strlen(x);
+        return n >= l && memcmp(s + n - l, x, l) == 0;
+}
+
+/* Docker, containerd and CRI-O ids: 64 lowercase hex digits. */
+static bool is_engine_id(const char *s, size_t n) { return n == 64 && is_hex(s, n); }
+
+/* ECS on Fargate: "<32 hex task id>-<digits>". */
+static bool is_ecs_id(const char *s, size_t n) {
+        return n > 33 && n <= ST_CONTAINER_ID_MAX && is_hex(s, 32) && s[32] == '-' && is_digits(s + 33, n - 33);
+}
+
+enum match { NO_MATCH, MATCH, HELPER };
+
+/* One path component: is it a container's cgroup, and of which runtime? */
+static enum match component(const char *c, size_t n, const char *parent, size_t parent_n, const char **ret_id,
+                            size_t *ret_n, const char **ret_runtime) {
+        static const struct {
+                const char *prefix, *runtime;
+        } scopes[] = {
+                { "cri-containerd-", "containerd" },
+                { "crio-", "cri-o" },
+                { "docker-", "docker" },
+                { "libpod-", "podman" },
+        };
+        /* conmon watches a container from beside it: a host process, not the container's */
+        if (has_prefix(c, n, "crio-conmon-") || has_prefix(c, n, "libpod-conmon-"))
+                return HELPER;
+        if (has_suffix(c, n, ".scope"))
+                for (size_t i = 0; i < sizeof(scopes) / sizeof(scopes[0]); i++) {
+                        size_t pl = strlen(scopes[i].prefix), idn = n - pl - strlen(".scope");
+                        if (has_prefix(c, n, scopes[i].prefix) && n > pl + 6 && is_engine_id(c + pl, idn)) {
+                                *ret_id = c + pl;
+                                *ret_n = idn;
+                                *ret_runtime = scopes[i].runtime;
+                                return MATCH;
+                        }
+                }
+        /* containerd with the systemd driver but its own naming: "<pod slice>:cri-containerd:<id>" */
+        const char *colon = memchr(c, ':', n);
+        if (colon) {
+                const char *second = memchr(colon + 1, ':', (size_t) (c + n - colon - 1));
+                if (second && is_engine_id(second + 1, (size_t) (c + n - second - 1))) {
+                        size_t rn = (size_t) (second - colon - 1);
+                        *ret_id = second + 1;
+                        *ret_n = 64;
+                        *ret_runtime = rn == strlen("cri-containerd") && memcmp(colon + 1, "cri-containerd", rn) == 0 ? "containerd"
+                                       : rn == strlen("crio") && memcmp(colon + 1, "crio", rn) == 0           ? "cri-o"
+                                       : rn == strlen("docker") && memcmp(colon + 1, "docker", rn) == 0       ? "docker"
+                                                                                                           : NULL;
+                        return MATCH;
+                }
+        }
+        /* a bare id: /docker/<id>, /kubepods/…/pod<uid>/<id>, /../<id> */
+        if (is_engine_id(c, n)) {
+                *ret_id = c;
+                *ret_n = n;
+                *ret_runtime = parent_n == strlen("docker") && memcmp(parent, "docker", parent_n) == 0 ? "docker" : NULL;
+                return MATCH;
+        }
+        if (is_ecs_id(c, n)) {
+                *ret_id = c;
+                *ret_n = n;
+                *ret_runtime = NULL;
+                return MATCH;
+        }
+        return NO_MATCH;
+}
+
+/* "pod<uid>" or "kubepods-<qos>-pod<uid_with_underscores>.slice" (and the same before a ':'). */
+static bool pod_uid(const char *c, size_t n, char ret[ST_POD_UID_LEN + 1]) {
+        for (size_t i = 0; i + 3 + ST_POD_UID_LEN <= n; i++) {
+                if (memcmp(c + i, "pod", 3) != 0 || (i > 0 && c[i - 1] != '-'))
+                        continue;
+                const char *u = c + i + 3;
+                bool ok = true;
+                for (size_t j = 0; j < ST_POD_UID_LEN && ok; j++) {
+                        char ch = u[j];
+                        if (j == 8 || j == 13 || j == 18 || j == 23)
+                                ok = ch == '-' || ch == '_';
+                        else
+                                ok = is_hex(&ch, 1);
+                }
+                size_t end = i + 3 + ST_POD_UID_LEN;
+                if (!ok || (end < n && c[end] != '.' && c[end] != ':'))
+                        continue;
+                for (size_t j = 0; j < ST_POD_UID_LEN; j++)
+                        ret[j] = u[j] == '_' ? '-' : u[j];
+                ret[ST_POD_UID_LEN] = '\0';
+                return true;
+        }
+        return false;
+}
+
+int st_container_from_path(const char *path, struct st_container_ref *ret) {
+        struct {
+                const char *s;
+                size_t n;
+        } comps[64];
+        size_t nc = 0, len = strcspn(path, "\n");
+
+        for (size_t i = 0; i < len && nc < sizeof(comps) / sizeof(comps[0]);) {
+                while (i < len && path[i] == '/')
+                        i++;
+                size_t start = i;
+                while (i < len && path[i] != '/')
+                        i++;
+                if (i > start)
+                        comps[nc++] = (typeof(comps[0])) { path + start, i - start };
+        }
+        /* innermost first */
+        for (size_t k = nc; k-- > 0;) {
+                const char *id, *runtime;
+                size_t idn;
+                enum match m = component(comps[k].s, comps[k].n, k ? comps[k - 1].s : "", k ? comps[k - 1].n : 0, &id,
+                                         &idn, &runtime);
+                if (m == HELPER)
+                        return -ENOENT;
+                if (m == NO_MATCH)
+                        continue;
+                struct st_container_ref c = { .runtime = runtime };
+                memcpy(c.id, id, idn);
+                c.id[idn] = '\0';
+                /* the pod is an ancestor (or, in the ':' form, the same component) */
+                for (size_t p = k + 1; p-- > 0;)
+                        if (pod_uid(comps[p].s, comps[p].n, c.pod_uid))
+                                break;
+                *ret = c;
+                return 0;
+        }
+        return -ENOENT;
+}
+
+static int parse_file(const char *text, struct st_container_ref *ret, bool *ret_from_v2) {
+        /* the v2 line first: it is what BPF's cgroup id names */
+        for (int pass = 0; pass < 2; pass++)
+                for (const char *line = text; *line;) {
+                        const char *nl = strchr(line, '\n');
+                        const char *c1 = strchr(line, ':');
+                        const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+                        bool v2 = c1 && c1 - line == 1 && line[0] == '0' && c2 == c1 + 1;
+                        if (c2 && (!nl || c2 < nl) && v2 == (pass == 0) && st_container_from_path(c2 + 1, ret) == 0) {
+                                *ret_from_v2 = v2;
+                                return 0;
+                        }
+                        if (!nl)
+                                break;
+                        line = nl + 1;
+                }
+        return -ENOENT;
+}
+
+int st_container_from_cgroup_file(const char *text, struct st_container_ref *ret) {
+        bool v2;
+        return parse_file(text, ret, &v2);
+}
+
+static int of_pid(const char *proc_root, uint32_t pid, struct st_container_ref *ret, bool *ret_from_v2) {
+        char path[256], text[8192];
+        snprintf(path, sizeof(path), "%s/%u/cgroup", proc_root, pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? -ESRCH : -errno; /* -ENOENT means "in no container" */
+        ssize_t n = read(fd, text, sizeof(text) - 1);
+        int e = errno;
+        close(fd);
+        if (n < 0)
+                return -e;
+        text[n] = '\0';
+        return parse_file(text, ret, ret_from_v2);
+}
+
+int st_container_of_pid(const char *proc_root, uint32_t pid, struct st_container_ref *ret) {
+        bool v2;
+        return of_pid(proc_root, pid, ret, &v2);
+}
+
+/* cgroup v2 id → container, for the containers found through the v2 line only: on hybrid
+ * hosts an engine that uses v1 leaves its containers in the v2 cgroup of its daemon, where an
+ * id names no single container. Direct-mapped, replaced on collision: a miss costs one read of
+ * /proc/PID/cgroup, at exec time only. */
+#define CACHE_SLOTS 1024
+static struct {
+        pthread_mutex_t lock;
+        uint64_t ids[CACHE_SLOTS];
+        struct st_container_ref refs[CACHE_SLOTS];
+} cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static size_t slot_of(uint64_t id) { return (size_t) ((id * UINT64_C(0x9e3779b97f4a7c15)) >> 54) % CACHE_SLOTS; }
+
+static char mount_buf[1024];
+static bool have_mount;
+static pthread_once_t mount_once = PTHREAD_ONCE_INIT;
+static void mount_init(void) { have_mount = st_cgroup2_mount("/proc/self/mounts", mount_buf, sizeof(mount_buf)) == 0; }
+static const char *cgroup2_mount(void) {
+        pthread_once(&mount_once, mount_init);
+        return have_mount ? mount_buf : NULL;
+}
+
+int st_container_resolve(uint64_t cgroup_id, const char *proc_root, uint32_t pid, struct st_container_ref *ret) {
+        bool v2 = false;
+        if (cgroup_id) {
+                size_t i = slot_of(cgroup_id);
+                pthread_mutex_lock(&cache.lock);
+                bool hit = cache.ids[i] == cgroup_id;
+                if (hit)
+                        *ret = cache.refs[i];
+                pthread_mutex_unlock(&cache.lock);
+                if (hit)
+                        return 0;
+        }
+        struct st_container_ref c;
+        int r = of_pid(proc_root, pid, &c, &v2);
+        if (r < 0 && r != -ENOENT && cgroup_id) {
+                /* gone already (short-lived processes often are): the cgroup outlives them */
+                char path[4096];
+                const char *mount = cgroup2_mount();
+                if (mount && st_cgroup2_path_of_id(mount, cgroup_id, path, sizeof(path)) == 0) {
+                        r = st_container_from_path(path, &c);
+                        v2 = true;
+                }
+        }
+        if (r < 0)
+                return r;
+        if (cgroup_id && v2) {
+                size_t i = slot_of(cgroup_id);
+                pthread_mutex_lock(&cache.lock);
+                cache.ids[i] = cgroup_id;
+                cache.refs[i] = c;
+                pthread_mutex_unlock(&cache.lock);
+        }
+        *ret = c;
+        return 0;
+}

@@ -1,0 +1,133 @@
+/* pid → container: cgroup lines as container engines, kubelet drivers and cgroup namespaces
+ * write them on real hosts. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "container.h"
+
+#define ID "3f4f1c1e4a6b5c2d8e7f90a1b2c3d4e5f60718293a4b5c6d7e8f9012a3b4c5d6"
+#define ID2 "9d2c1e0f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d"
+#define UID "5d4b3a7e-1c2f-4e6a-9b8d-0a1b2c3d4e5f"
+#define UID_ "5d4b3a7e_1c2f_4e6a_9b8d_0a1b2c3d4e5f"
+
+struct row {
+        const char *line;    /* a /proc/PID/cgroup text */
+        const char *id;      /* NULL: no container */
+        const char *runtime; /* NULL: not told by the path */
+        const char *pod;     /* NULL: no pod */
+};
+
+static const struct row rows[] = {
+        /* docker, systemd driver (cgroup v2) */
+        { "0::/system.slice/docker-" ID ".scope\n", ID, "docker", NULL },
+        /* docker, cgroupfs driver, v1 (hybrid: the v2 line stays at the root) */
+        { "12:pids:/docker/" ID "\n11:memory:/docker/" ID "\n1:name=systemd:/docker/" ID "\n0::/\n", ID, "docker", NULL },
+        /* docker, cgroupfs driver, v2 */
+        { "0::/docker/" ID "\n", ID, "docker", NULL },
+        /* containerd (CRI), systemd driver: the pod uid has underscores in slice names */
+        { "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" UID_ ".slice/cri-containerd-" ID
+          ".scope\n",
+          ID, "containerd", UID },
+        { "0::/kubepods.slice/kubepods-pod" UID_ ".slice/cri-containerd-" ID ".scope\n", ID, "containerd", UID },
+        /* CRI-O, systemd driver */
+        { "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" UID_ ".slice/crio-" ID ".scope\n", ID,
+          "cri-o", UID },
+        /* CRI-O's conmon: beside the container, not in it */
+        { "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" UID_ ".slice/crio-conmon-" ID
+          ".scope\n",
+          NULL, NULL, NULL },
+        /* kubelet with the cgroupfs driver (runtime not in the path), v1 */
+        { "11:cpuset:/kubepods/burstable/pod" UID "/" ID "\n5:memory:/kubepods/burstable/pod" UID "/" ID
+          "\n0::/\n",
+          ID, NULL, UID },
+        { "0::/kubepods/besteffort/pod" UID "/" ID "\n", ID, NULL, UID },
+        /* containerd's own systemd-driver naming (slice:runtime:id) */
+        { "0::/system.slice/containerd.service/kubepods-burstable-pod" UID_ ".slice:cri-containerd:" ID "\n", ID,
+          "containerd", UID },
+        /* inside a cgroup namespace: relative to the namespace root */
+        { "0::/../" ID "\n", ID, NULL, NULL },
+        { "0::/../../kubepods-besteffort-pod" UID_ ".slice/cri-containerd-" ID ".scope\n", ID, "containerd", UID },
+        /* podman and its conmon */
+        { "0::/machine.slice/libpod-" ID ".scope/container\n", ID, "podman", NULL },
+        { "0::/machine.slice/libpod-conmon-" ID ".scope\n", NULL, NULL, NULL },
+        /* kind: a kubelet in a docker container; the innermost container is the process's */
+        { "0::/docker/" ID2 "/kubepods/besteffort/pod" UID "/" ID "\n", ID, NULL, UID },
+        /* ECS on Fargate */
+        { "0::/ecs/0a1b2c3d4e5f60718293a4b5c6d7e8f9/0a1b2c3d4e5f60718293a4b5c6d7e8f9-1234567890\n",
+          "0a1b2c3d4e5f60718293a4b5c6d7e8f9-1234567890", NULL, NULL },
+        /* ECS on EC2 (docker ids) */
+        { "0::/ecs/0a1b2c3d4e5f60718293a4b5c6d7e8f9/" ID "\n", ID, NULL, NULL },
+        /* no container: host services, user sessions, the root, garbage */
+        { "0::/system.slice/sshd.service\n", NULL, NULL, NULL },
+        { "0::/user.slice/user-1000.slice/session-3.scope\n", NULL, NULL, NULL },
+        { "0::/\n", NULL, NULL, NULL },
+        { "12:pids:/\n0::/init.scope\n", NULL, NULL, NULL },
+        { "", NULL, NULL, NULL },
+        { "garbage without colons\n", NULL, NULL, NULL },
+        /* near misses: an id one digit short, upper-case hex, a pod uid of the wrong length */
+        { "0::/docker/" "3f4f1c1e4a6b5c2d8e7f90a1b2c3d4e5f60718293a4b5c6d7e8f9012a3b4c5d" "\n", NULL, NULL, NULL },
+        { "0::/docker/" "3F4F1C1E4A6B5C2D8E7F90A1B2C3D4E5F60718293A4B5C6D7E8F9012A3B4C5D6" "\n", NULL, NULL, NULL },
+        { "0::/kubepods/pod1234/" ID "\n", ID, NULL, NULL },
+};
+
+static void test_table(void **state) {
+        (void) state;
+        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+                struct st_container_ref c;
+                int r = st_container_from_cgroup_file(rows[i].line, &c);
+                if (!rows[i].id) {
+                        if (r != -ENOENT)
+                                fail_msg("row %zu (%s): expected no container, got %s", i, rows[i].line, c.id);
+                        continue;
+                }
+                if (r != 0)
+                        fail_msg("row %zu (%s): no container found", i, rows[i].line);
+                assert_string_equal(c.id, rows[i].id);
+                if (rows[i].runtime)
+                        assert_string_equal(c.runtime, rows[i].runtime);
+                else
+                        assert_null(c.runtime);
+                assert_string_equal(c.pod_uid, rows[i].pod ? rows[i].pod : "");
+        }
+}
+
+/* A /proc copy: the file is read from proc_root/PID/cgroup. */
+static void test_of_pid(void **state) {
+        (void) state;
+        char dir[] = "/tmp/strata-container-XXXXXX", path[256];
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/42", dir);
+        assert_int_equal(mkdir(path, 0755), 0);
+        snprintf(path, sizeof(path), "%s/42/cgroup", dir);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs("0::/system.slice/docker-" ID ".scope\n", f);
+        fclose(f);
+
+        struct st_container_ref c;
+        assert_int_equal(st_container_of_pid(dir, 42, &c), 0);
+        assert_string_equal(c.id, ID);
+        assert_int_equal(st_container_of_pid(dir, 43, &c), -ESRCH);
+
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/42", dir);
+        rmdir(path);
+        rmdir(dir);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_table),
+                cmocka_unit_test(test_of_pid),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
