@@ -382,6 +382,19 @@ static char *join_cmdline(char *buf, ssize_t n) {
         return strdup(buf);
 }
 
+int st_proc_start_ns(const char *proc_root, uint32_t pid, uint64_t *ret) {
+        char path[256], buf[1024];
+        struct st_process p = { 0 };
+        snprintf(path, sizeof(path), "%s/%u/stat", proc_root, pid);
+        ssize_t n = read_file(path, buf, sizeof(buf));
+        if (n < 0)
+                return (int) n;
+        if (parse_stat(buf, &p) < 0)
+                return -EBADMSG;
+        *ret = p.start_ns;
+        return 0;
+}
+
 static int seed_one(struct st_proctab *t, const char *proc_root, uint32_t pid, const char *cg_mount) {
         char path[256], buf[8192];
         struct st_process p = { .pid = pid, .from_proc = true };

@@ -74,5 +74,7 @@ size_t st_proctab_size(struct st_proctab *t);
 
 /* Whether two start times are the same process start: /proc gives them to the clock tick. */
 bool st_proc_same_start(uint64_t a_ns, uint64_t b_ns);
+/* The start time of pid from proc_root/PID/stat (to the clock tick). -errno when gone. */
+int st_proc_start_ns(const char *proc_root, uint32_t pid, uint64_t *ret);
 /* CLOCK_BOOTTIME now, in ns. */
 uint64_t st_boottime_ns(void);

@@ -89,6 +89,25 @@ struct st_ev_conn {
         __u64 duration_ns;    /* CLOSE: since CONNECT/ACCEPT */
 };
 
+/* Connections to strata's own TCP ports, so that receivers can tell which local process sent
+ * a request: net.bpf.c fills the `peer_conns` map (not the ring buffer: a receiver looks a
+ * connection up as its first request arrives, before any batched event would be read), for
+ * the ports user space put in `own_ports`. Host byte order ports; addresses as in st_ev_conn. */
+struct st_peer_key {
+        __u16 family;
+        __u16 client_port;
+        __u16 server_port;
+        __u16 _pad;
+        __u8 client_addr[16];
+};
+
+struct st_peer_owner {
+        __u32 pid, tid, uid, _pad;
+        __u64 start_ns, cgroup_id;
+};
+
+#define ST_MAX_OWN_PORTS 16
+
 enum st_code_kind { ST_CODE_MMAP_EXEC = 1, ST_CODE_OPEN = 2 };
 
 #define ST_CODE_PATH_MAX 2048 /* bytes of path components kept per code event */

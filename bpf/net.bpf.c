@@ -37,8 +37,9 @@ struct sock_owner {
         struct st_ev_header owner;
         __u64 since_ns;      /* established or accepted */
         __u8 direction;
-        __u8 reported;       /* CONNECT/ACCEPT sent */
+        __u8 reported;       /* 1: CONNECT/ACCEPT sent; 2: never (followed for attribution only) */
         __u8 fin_sent;       /* we sent a FIN: the socket went through FIN_WAIT1 or LAST_ACK */
+        __u8 to_own_port;    /* a connection to strata: recorded in peer_conns once established */
         /* the endpoints as they were when the connection was up: at TCP_CLOSE the local port
          * may already be released (inet_put_port) */
         __u16 family, local_port, remote_port;
@@ -51,6 +52,27 @@ struct {
         __type(key, __u64); /* struct sock * */
         __type(value, struct sock_owner);
 } socks SEC(".maps");
+
+/* strata's own listening ports (host order) → 1, and who connected to them (events.h) */
+struct {
+        __uint(type, BPF_MAP_TYPE_HASH);
+        __uint(max_entries, ST_MAX_OWN_PORTS);
+        __type(key, __u16);
+        __type(value, __u8);
+} own_ports SEC(".maps");
+
+/* Not removed at close: a request can be read after its sender's socket is gone (a client
+ * that sends and closes). A new connection from the same client address and port overwrites
+ * its entry before it can send anything; LRU bounds the rest. */
+struct {
+        __uint(type, BPF_MAP_TYPE_LRU_HASH);
+        __uint(max_entries, 16384);
+        __type(key, struct st_peer_key);
+        __type(value, struct st_peer_owner);
+} peer_conns SEC(".maps");
+
+/* How many ports own_ports holds: 0 spares connect() the lookup. Written by user space. */
+volatile __u32 n_own_ports;
 
 /* scratch for building a map value without a large stack frame */
 struct {
@@ -128,6 +150,21 @@ static __always_inline void emit_conn(const struct sock *sk, struct sock_owner *
         st_emit(&ev, sizeof(ev), now);
 }
 
+static __always_inline void record_peer(const struct sock_owner *o) {
+        struct st_peer_key k = {};
+        struct st_peer_owner v = {};
+        k.family = o->family;
+        k.client_port = o->local_port;
+        k.server_port = o->remote_port;
+        __builtin_memcpy(k.client_addr, o->local_addr, sizeof(k.client_addr));
+        v.pid = o->owner.pid;
+        v.tid = o->owner.tid;
+        v.uid = o->owner.uid;
+        v.start_ns = o->owner.start_ns;
+        v.cgroup_id = o->owner.cgroup_id;
+        bpf_map_update_elem(&peer_conns, &k, &v, BPF_ANY);
+}
+
 static __always_inline int on_state(const struct sock *sk, int oldstate, int newstate, bool btf) {
         __u64 key = (__u64) sk, now;
         struct sock_owner *o;
@@ -140,7 +177,12 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
                 /* connect(): the caller's context. A socket struct is reused memory: whatever an
                  * earlier socket at this address left is not this one's, followed or not. */
                 bpf_map_delete_elem(&socks, &key);
-                if (!st_wanted() || sampled_out())
+                /* the destination is set before connect() changes the state (not the source
+                 * port: that is chosen after) */
+                __u16 dport = __builtin_bswap16(SK(btf, sk, __sk_common.skc_dport));
+                bool own = n_own_ports && bpf_map_lookup_elem(&own_ports, &dport);
+                bool wanted = st_wanted() && !sampled_out();
+                if (!wanted && !own)
                         return 0;
                 o = bpf_map_lookup_elem(&owner_buf, &zero);
                 if (!o)
@@ -149,8 +191,11 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
                 st_fill_header(&o->owner, 0, 0, now);
                 o->since_ns = 0;
                 o->direction = ST_CONN_OUTBOUND;
-                o->reported = 0;
+                /* followed for attribution only (filtered or sampled out): reported = 2
+                 * keeps it from ever being reported */
+                o->reported = wanted ? 0 : 2;
                 o->fin_sent = 0;
+                o->to_own_port = own;
                 bpf_map_update_elem(&socks, &key, o, BPF_ANY);
                 return 0;
         }
@@ -158,18 +203,22 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
         if (!o)
                 return 0; /* not ours: unfiltered out, or older than strata */
         now = bpf_ktime_get_boot_ns();
-        if (newstate == TCP_ESTABLISHED && o->direction == ST_CONN_OUTBOUND && !o->reported) {
+        if (newstate == TCP_ESTABLISHED && o->direction == ST_CONN_OUTBOUND && o->reported != 1) {
                 o->since_ns = now;
-                o->reported = 1;
                 read_endpoints(o, sk, btf);
-                emit_conn(sk, o, ST_EV_CONNECT, now, btf);
+                if (o->to_own_port)
+                        record_peer(o);
+                if (!o->reported) {
+                        o->reported = 1;
+                        emit_conn(sk, o, ST_EV_CONNECT, now, btf);
+                }
         } else if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK) {
                 o->fin_sent = 1;
         } else if (newstate == TCP_CLOSE) {
                 /* a failed connect ends here too. Whoever deletes the entry reports the close,
                  * so that a close racing an accept (below) is reported once. */
                 struct sock_owner copy = *o;
-                if (bpf_map_delete_elem(&socks, &key) == 0 && copy.reported)
+                if (bpf_map_delete_elem(&socks, &key) == 0 && copy.reported == 1)
                         emit_conn(sk, &copy, ST_EV_CLOSE, now, btf);
         }
         return 0;

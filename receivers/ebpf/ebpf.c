@@ -20,6 +20,7 @@
 
 #include "cgroup.h"
 #include "container.h"
+#include "peer.h"
 #include "clock.h"
 #include "component.h"
 #include "doctor.h"
@@ -112,6 +113,7 @@ struct ebpf_receiver {
         const struct ebpf_config *cfg;
         struct st_proctab *procs;
         struct kprobes *k;
+        bool providing_peers; /* the connection owner source (peer.h) */
         pthread_t thread;
         bool running;
         int stop_fd;
@@ -419,6 +421,28 @@ static void seed(struct ebpf_receiver *r) {
         st_tel_metric_set(r->m_processes, (int64_t) st_proctab_size(r->procs));
 }
 
+static int peer_lookup(void *data, const struct st_conn_key *k, struct st_conn_owner *ret) {
+        struct ebpf_receiver *r = data;
+        struct st_peer_key pk = { .family = k->family, .client_port = k->client_port, .server_port = k->server_port };
+        struct st_peer_owner o;
+        memcpy(pk.client_addr, k->client_addr, sizeof(pk.client_addr));
+        int e = kprobes_peer_lookup(r->k, &pk, &o);
+        if (e < 0)
+                return e == -ENODEV ? e : -ENOENT;
+        *ret = (struct st_conn_owner) { .pid = o.pid, .tid = o.tid, .uid = o.uid, .start_ns = o.start_ns,
+                                        .cgroup_id = o.cgroup_id };
+        return 0;
+}
+
+static int peer_watch(void *data, uint16_t port, bool add) {
+        struct ebpf_receiver *r = data;
+        int e = kprobes_own_port(r->k, port, add);
+        if (e < 0)
+                st_warn(r->set.log_name, "cannot %s port %u for sender attribution: %s, ignoring",
+                        add ? "follow" : "stop following", (unsigned) port, strerror(-e));
+        return e;
+}
+
 static int ebpf_start(void *self) {
         struct ebpf_receiver *r = self;
         const struct ebpf_config *c = r->cfg;
@@ -483,6 +507,12 @@ static int ebpf_start(void *self) {
                 return e;
         }
         r->running = true;
+        /* the connections to strata's own ports: receivers attribute their senders with them */
+        if (kprobes_peer_lookup(r->k, &(struct st_peer_key) { 0 }, &(struct st_peer_owner) { 0 }) != -ENODEV) {
+                struct st_conn_owner_source src = { .lookup = peer_lookup, .watch_port = peer_watch, .data = r };
+                st_conn_owner_provide(&src);
+                r->providing_peers = true;
+        }
         /* after attaching, so that a process born between the scan and the attach is not
          * missed; with the reader running, so that a long scan does not fill the ring buffer
          * (the table is shared, and an entry the kernel made first wins over /proc's) */
@@ -496,6 +526,10 @@ static int ebpf_shutdown(void *self, int64_t deadline_ns) {
         struct ebpf_receiver *r = self;
         if (!r)
                 return 0;
+        if (r->providing_peers) {
+                st_conn_owner_provide(NULL); /* waits for lookups underway */
+                r->providing_peers = false;
+        }
         if (r->running) {
                 uint64_t one = 1;
                 if (write(r->stop_fd, &one, sizeof(one)) < 0)

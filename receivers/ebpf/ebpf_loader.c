@@ -476,3 +476,44 @@ int kprobes_losses(struct kprobes *k, struct st_ev_loss *ret) {
         *ret = sum;
         return 0;
 }
+
+/* The network object, when its connect hook (the first) runs. */
+static struct loaded *net_object(struct kprobes *k) {
+        for (size_t i = 0; k && i < k->n_objs; i++)
+                if (k->objs[i].ops->bit == KPROBES_NETWORK)
+                        return k->objs[i].links[0][0] ? &k->objs[i] : NULL;
+        return NULL;
+}
+
+int kprobes_peer_lookup(struct kprobes *k, const struct st_peer_key *key, struct st_peer_owner *ret) {
+        struct loaded *L = net_object(k);
+        if (!L)
+                return -ENODEV;
+        struct net_bpf *n = L->skel;
+        if (bpf_map__lookup_elem(n->maps.peer_conns, key, sizeof(*key), ret, sizeof(*ret), 0) < 0)
+                return -errno;
+        return 0;
+}
+
+int kprobes_own_port(struct kprobes *k, uint16_t port, bool add) {
+        struct loaded *L = net_object(k);
+        __u8 one = 1;
+        if (!L)
+                return -ENODEV;
+        struct net_bpf *n = L->skel;
+        int r = add ? bpf_map__update_elem(n->maps.own_ports, &port, sizeof(port), &one, sizeof(one), BPF_ANY)
+                    : bpf_map__delete_elem(n->maps.own_ports, &port, sizeof(port), 0);
+        if (r < 0)
+                return -errno;
+        /* recount: what the connect hook checks before it looks a port up */
+        __u16 cur, next;
+        __u32 count = 0;
+        const void *prev = NULL;
+        while (bpf_map__get_next_key(n->maps.own_ports, prev, &next, sizeof(next)) == 0) {
+                count++;
+                cur = next;
+                prev = &cur;
+        }
+        n->bss->n_own_ports = count;
+        return 0;
+}

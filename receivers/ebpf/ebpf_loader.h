@@ -48,3 +48,9 @@ int kprobes_consume(struct kprobes *k);   /* reads every ready record; returns h
 int kprobes_losses(struct kprobes *k, struct st_ev_loss *ret);
 /* How many hooks are attached. */
 size_t kprobes_attached(struct kprobes *k);
+
+/* Connections to strata's own TCP ports (events.h, st_peer_*), for attributing senders.
+ * -ENODEV when the network object or its connect hook is not running; -ENOENT when unknown. */
+int kprobes_peer_lookup(struct kprobes *k, const struct st_peer_key *key, struct st_peer_owner *ret);
+/* Starts (add) or stops following connections to port. One caller at a time. */
+int kprobes_own_port(struct kprobes *k, uint16_t port, bool add);

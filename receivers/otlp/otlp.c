@@ -79,6 +79,11 @@ static const struct st_cfg_field protocols_fields[] = {
 static const struct st_cfg_field otlp_fields[] = {
         { .name = "protocols", .type = ST_CFG_SECTION, .offset = offsetof(struct otlprecv_config, protocols),
           .sub = protocols_fields, .desc = "the protocols to serve; at least one" },
+        { .name = "attribute_senders", .type = ST_CFG_BOOL, .offset = offsetof(struct otlprecv_config, attribute_senders),
+          .def = "true",
+          .desc = "attribute requests to the sending process as the kernel sees it: process.pid from SO_PEERCRED "
+                  "(Unix sockets) or the ebpf receiver's connection table (TCP from this host); the pid the "
+                  "sender claimed is kept as strata.claimed.process.pid" },
         ST_CFG_END,
 };
 

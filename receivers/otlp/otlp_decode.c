@@ -6,6 +6,7 @@
 
 #include "otlp_json.h"
 #include "otlp_receiver.h"
+#include "peer.h"
 
 static int decode_json(enum st_signal s, const uint8_t *data, size_t len, st_batch **ret, char *err, size_t errlen) {
         const ProtobufCMessageDescriptor *d = st_signals[s].req;
@@ -46,14 +47,29 @@ int otlprecv_decode(enum st_signal s, enum otlprecv_encoding enc, const uint8_t 
         return r;
 }
 
-int otlprecv_deliver(struct otlprecv *r, st_batch *b) {
+int otlprecv_deliver(struct otlprecv *r, st_batch *b, const struct st_peer *peer) {
         const struct st_consumer *next = &r->set.next[b->signal];
         struct st_component_telemetry *tel = r->set.tel;
+        st_batch *w = NULL;
         int ret;
 
         if (!st_consumer_set(next))
                 return -ENOSYS;
+        if (peer && peer->method != ST_PEER_NONE && r->cfg->attribute_senders) {
+                /* decodes a batch that was only checked: the price of knowing its sender */
+                ret = st_batch_writable(b, &w);
+                if (ret >= 0)
+                        ret = st_peer_attribute(w, peer);
+                if (ret < 0) {
+                        st_batch_unref(w);
+                        if (tel)
+                                st_tel_add(&tel->sig[b->signal].refused, b->items);
+                        return ret;
+                }
+                b = w;
+        }
         ret = st_consume(next, b);
+        st_batch_unref(w);
         if (tel)
                 st_tel_add(ret < 0 ? &tel->sig[b->signal].refused : &tel->sig[b->signal].accepted, b->items);
         return ret;

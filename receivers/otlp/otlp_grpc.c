@@ -13,20 +13,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
+#include <grpc/grpc_posix.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
+#include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
 #include "clock.h"
 #include "endpoint.h"
 #include "log.h"
 #include "otlp_receiver.h"
+#include "peer.h"
 
 #define SLOTS_PER_METHOD 8
 #define GENERIC_SLOTS 2                 /* calls to methods we do not serve: answered UNIMPLEMENTED */
@@ -65,8 +71,19 @@ struct otlprecv_grpc {
         atomic_bool stopping;
         char shutdown_tag; /* its address is the tag of the server's shutdown notification */
         int port;
+        bool port_watched;          /* announced to the connection owner source (peer.h) */
         char *unix_paths[MAX_UNIX]; /* socket files we created: removed at stop */
         size_t n_unix;
+        /* Unix sockets we accept on ourselves, to read each sender's SO_PEERCRED before the
+         * connection is handed to gRPC (whose calls then name it "fd:N"). */
+        int unix_fds[MAX_UNIX];
+        size_t n_unix_fds;
+        int wake_fd;                /* eventfd: stops the acceptor */
+        pthread_t acceptor;
+        bool acceptor_running;
+        pthread_mutex_t peers_lock;
+        struct st_peer *peers;      /* by connection fd */
+        size_t n_peers;
 };
 
 static void slot_init(struct slot *sl) {
@@ -109,6 +126,34 @@ static void slot_request(struct slot *sl) {
                 return;
         }
         sl->state = SLOT_WAITING;
+}
+
+/* Who sent the call: the credentials its Unix connection had at accept, or the kernel
+ * receiver's owner of its TCP connection. */
+static void call_sender(struct slot *sl, struct st_peer *ret) {
+        struct otlprecv_grpc *g = sl->g;
+        *ret = (struct st_peer) { .method = ST_PEER_NONE };
+        if (!g->r->cfg->attribute_senders)
+                return;
+        char *peer = grpc_call_get_peer(sl->call);
+        struct st_conn_key k;
+        if (!peer)
+                return;
+        if (strncmp(peer, "fd:", 3) == 0) {
+                /* A connection's fd is closed by gRPC when it ends and may be reused by the
+                 * next accept; its calls are all answered by then, so a slot never sees a
+                 * reused entry. */
+                char *end;
+                unsigned long fd = strtoul(peer + 3, &end, 10);
+                pthread_mutex_lock(&g->peers_lock);
+                if (*end == '\0' && fd < g->n_peers)
+                        *ret = g->peers[fd];
+                pthread_mutex_unlock(&g->peers_lock);
+        } else if (g->port && st_conn_key_from_grpc_peer(peer, &k) == 0) {
+                k.server_port = (uint16_t) g->port;
+                (void) st_peer_from_tcp(&k, ret);
+        }
+        gpr_free(peer);
 }
 
 /* Reads the message, hands it to the pipeline, says what to answer. */
@@ -161,7 +206,9 @@ static enum otlprecv_outcome handle_export(struct slot *sl, char *msg, size_t ms
         if (r < 0)
                 return otlprecv_outcome(s, r, msg, msglen);
 
-        r = otlprecv_deliver(g->r, b);
+        struct st_peer peer;
+        call_sender(sl, &peer);
+        r = otlprecv_deliver(g->r, b, &peer);
         st_batch_unref(b);
         if (r < 0)
                 st_debug(g->log, "%s: %s", st_signals[s].grpc_method, strerror(-r));
@@ -324,23 +371,37 @@ out:
         return r;
 }
 
-static int add_unix_listener(struct otlprecv_grpc *g, const char *path, mode_t mode, grpc_server_credentials *creds) {
+static int add_unix_listener(struct otlprecv_grpc *g, const char *path, mode_t mode, grpc_server_credentials *creds,
+                             bool tls) {
         char addr[128];
-        int r;
+        int r, fd;
 
         if (g->n_unix == MAX_UNIX)
                 return -EINVAL;
-        r = otlprecv_unix_remove_stale(path);
-        if (r < 0) {
-                st_error(g->log, "cannot listen on %s: %s", path,
-                         r == -EADDRINUSE ? "another process is serving it" :
-                         r == -EEXIST ? "it exists and is not a socket" : strerror(-r));
-                return r;
-        }
-        snprintf(addr, sizeof(addr), "unix:%s", path);
-        if (grpc_server_add_http2_port(g->server, addr, creds) == 0) {
-                st_error(g->log, "cannot listen on %s", addr);
-                return -EADDRNOTAVAIL;
+        if (!tls) {
+                /* We accept, gRPC serves: the only way to learn each sender's credentials. */
+                r = otlprecv_unix_listen(path, mode, &fd);
+                if (r < 0)
+                        goto fail;
+                g->unix_fds[g->n_unix_fds++] = fd;
+        } else {
+                /* gRPC takes only insecure connections from us: with TLS it accepts itself,
+                 * and senders on this socket stay unattributed. */
+                r = otlprecv_unix_remove_stale(path);
+                if (r < 0)
+                        goto fail;
+                snprintf(addr, sizeof(addr), "unix:%s", path);
+                if (grpc_server_add_http2_port(g->server, addr, creds) == 0) {
+                        st_error(g->log, "cannot listen on %s", addr);
+                        return -EADDRNOTAVAIL;
+                }
+                /* Before grpc_server_start(): no connection is served before the mode is right. */
+                if (chmod(path, mode) < 0) {
+                        r = -errno;
+                        st_error(g->log, "cannot chmod %s to %04o: %s", path, (unsigned) mode, strerror(-r));
+                        unlink(path);
+                        return r;
+                }
         }
         g->unix_paths[g->n_unix] = strdup(path);
         if (!g->unix_paths[g->n_unix]) {
@@ -348,14 +409,76 @@ static int add_unix_listener(struct otlprecv_grpc *g, const char *path, mode_t m
                 return -ENOMEM;
         }
         g->n_unix++;
-        /* Before grpc_server_start(): no connection is served before the mode is right. */
-        if (chmod(path, mode) < 0) {
-                r = -errno;
-                st_error(g->log, "cannot chmod %s to %04o: %s", path, (unsigned) mode, strerror(-r));
-                return r;
-        }
         st_info(g->log, "OTLP/gRPC listening on unix://%s", path);
         return 0;
+fail:
+        st_error(g->log, "cannot listen on %s: %s", path,
+                 r == -EADDRINUSE ? "another process is serving it" :
+                 r == -EEXIST ? "it exists and is not a socket" : strerror(-r));
+        return r;
+}
+
+/* Remembers the sender of connection fd (indexed by fd: small and dense). */
+static void remember_peer(struct otlprecv_grpc *g, int fd, const struct st_peer *p) {
+        pthread_mutex_lock(&g->peers_lock);
+        if ((size_t) fd >= g->n_peers) {
+                size_t n = (size_t) fd + 64;
+                struct st_peer *v = realloc(g->peers, n * sizeof(*v));
+                if (v) {
+                        memset(v + g->n_peers, 0, (n - g->n_peers) * sizeof(*v));
+                        g->peers = v;
+                        g->n_peers = n;
+                }
+        }
+        if ((size_t) fd < g->n_peers)
+                g->peers[fd] = *p;
+        pthread_mutex_unlock(&g->peers_lock);
+}
+
+static void *accept_unix(void *arg) {
+        struct otlprecv_grpc *g = arg;
+        struct pollfd pfd[MAX_UNIX + 1];
+        grpc_server_credentials *insecure = grpc_insecure_server_credentials_create();
+        int64_t last_warn = 0;
+
+        for (size_t i = 0; i < g->n_unix_fds; i++)
+                pfd[i] = (struct pollfd) { .fd = g->unix_fds[i], .events = POLLIN };
+        pfd[g->n_unix_fds] = (struct pollfd) { .fd = g->wake_fd, .events = POLLIN };
+        while (!atomic_load(&g->stopping)) {
+                if (poll(pfd, g->n_unix_fds + 1, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        st_error(g->log, "cannot wait for Unix socket connections: %m");
+                        break;
+                }
+                if (pfd[g->n_unix_fds].revents)
+                        break;
+                for (size_t i = 0; i < g->n_unix_fds; i++) {
+                        if (!pfd[i].revents)
+                                continue;
+                        int fd = accept4(pfd[i].fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                        if (fd < 0) {
+                                if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+                                        continue;
+                                /* out of descriptors: say so now and then, and let the
+                                 * backlog wait instead of spinning */
+                                if (st_now_ns() - last_warn > 10 * ST_NS_PER_SEC) {
+                                        st_warn(g->log, "cannot accept a Unix socket connection: %m, retrying");
+                                        last_warn = st_now_ns();
+                                }
+                                usleep(100000);
+                                continue;
+                        }
+                        struct st_peer p = { .method = ST_PEER_NONE };
+                        int r = st_peer_from_unix_fd(fd, "/proc", &p);
+                        if (r < 0)
+                                st_debug(g->log, "no credentials of a Unix socket sender: %s", strerror(-r));
+                        remember_peer(g, fd, &p);
+                        grpc_server_add_channel_from_fd(g->server, fd, insecure);
+                }
+        }
+        grpc_server_credentials_release(insecure);
+        return NULL;
 }
 
 static int add_tcp_listener(struct otlprecv_grpc *g, const char *endpoint, grpc_server_credentials *creds) {
@@ -385,6 +508,12 @@ int otlprecv_grpc_start(struct otlprecv *r, const struct otlprecv_grpc_config *c
         g->log = r->set.log_name;
         g->max_msg = c->max_recv_msg_size;
         atomic_init(&g->stopping, false);
+        pthread_mutex_init(&g->peers_lock, NULL);
+        g->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (g->wake_fd < 0) {
+                free(g);
+                return -errno;
+        }
         for (size_t i = 0; i < N_SLOTS; i++) {
                 g->slots[i].g = g;
                 g->slots[i].method = i < ST_SIGNAL_COUNT * SLOTS_PER_METHOD ? (int) (i / SLOTS_PER_METHOD) : METHOD_GENERIC;
@@ -430,14 +559,14 @@ int otlprecv_grpc_start(struct otlprecv *r, const struct otlprecv_grpc_config *c
 
         if (c->endpoint && *c->endpoint) {
                 if (st_endpoint_is_unix(c->endpoint, &path))
-                        ret2 = add_unix_listener(g, path, mode, creds);
+                        ret2 = add_unix_listener(g, path, mode, creds, c->has_tls);
                 else
                         ret2 = add_tcp_listener(g, c->endpoint, creds);
                 if (ret2 < 0)
                         goto fail;
         }
         if (c->unix_socket && *c->unix_socket && otlprecv_unix_path(c->unix_socket, &path) >= 0) {
-                ret2 = add_unix_listener(g, path, mode, creds);
+                ret2 = add_unix_listener(g, path, mode, creds, c->has_tls);
                 if (ret2 < 0)
                         goto fail;
         }
@@ -455,6 +584,19 @@ int otlprecv_grpc_start(struct otlprecv *r, const struct otlprecv_grpc_config *c
         }
         g->thread_running = true;
         (void) pthread_setname_np(g->thread, "otlp-grpc");
+        if (g->n_unix_fds) {
+                ret2 = -pthread_create(&g->acceptor, NULL, accept_unix, g);
+                if (ret2 < 0) {
+                        st_error(g->log, "cannot start the Unix socket acceptor: %s", strerror(-ret2));
+                        goto fail;
+                }
+                g->acceptor_running = true;
+                (void) pthread_setname_np(g->acceptor, "otlp-unix");
+        }
+        if (g->port && r->cfg->attribute_senders) {
+                st_conn_owner_watch_port((uint16_t) g->port, true);
+                g->port_watched = true;
+        }
         *ret = g;
         return 0;
 fail:
@@ -478,6 +620,16 @@ static int join_until(pthread_t t, int64_t deadline_ns) {
 void otlprecv_grpc_stop(struct otlprecv_grpc *g, int64_t deadline_ns) {
         if (!g)
                 return;
+        if (g->port_watched)
+                st_conn_owner_watch_port((uint16_t) g->port, false);
+        atomic_store(&g->stopping, true);
+        if (g->acceptor_running) {
+                /* no new connections before the server's shutdown says goodbye to the others */
+                (void) eventfd_write(g->wake_fd, 1);
+                pthread_join(g->acceptor, NULL);
+        }
+        for (size_t i = 0; i < g->n_unix_fds; i++)
+                close(g->unix_fds[i]);
         if (g->server) {
                 /* A server that has listeners must have been started for its shutdown to
                  * complete; one that failed half-way through start() is started here. */
@@ -507,5 +659,8 @@ void otlprecv_grpc_stop(struct otlprecv_grpc *g, int64_t deadline_ns) {
         }
         if (g->grpc_inited)
                 grpc_shutdown();
+        close(g->wake_fd);
+        pthread_mutex_destroy(&g->peers_lock);
+        free(g->peers);
         free(g);
 }

@@ -29,6 +29,7 @@
 #include "endpoint.h"
 #include "log.h"
 #include "otlp_receiver.h"
+#include "peer.h"
 
 #define STR(x) STR_(x)
 #define STR_(x) #x
@@ -54,6 +55,7 @@ struct otlprecv_http {
         size_t limit;
         int listen_fd; /* ours until MHD_start_daemon() takes it */
         int port;
+        bool port_watched; /* announced to the connection owner source (peer.h) */
         char *unix_path;
         atomic_int inflight; /* requests between their headers and their answer */
 };
@@ -223,6 +225,40 @@ static enum MHD_Result send_status(struct MHD_Connection *c, const struct reques
         return ret;
 }
 
+
+/* The process that sent this request: SO_PEERCRED on a Unix socket, the kernel receiver's
+ * connection table for TCP from this host. Unknown (ST_PEER_NONE) otherwise. */
+static void sender(struct otlprecv_http *h, struct MHD_Connection *c, struct st_peer *ret) {
+        if (!h->r->cfg->attribute_senders)
+                return;
+        const union MHD_ConnectionInfo *fdi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr *sa = ai ? ai->client_addr : NULL;
+        if (!fdi || !sa)
+                return;
+        if (sa->sa_family == AF_UNIX) {
+                (void) st_peer_from_unix_fd(fdi->connect_fd, "/proc", ret);
+                return;
+        }
+        struct st_conn_key k = { .family = sa->sa_family, .server_port = (uint16_t) h->port };
+        if (sa->sa_family == AF_INET) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
+                k.client_port = ntohs(in->sin_port);
+                memcpy(k.client_addr, &in->sin_addr, 4);
+        } else if (sa->sa_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) sa;
+                static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+                k.client_port = ntohs(in6->sin6_port);
+                if (memcmp(&in6->sin6_addr, v4mapped, 12) == 0) {
+                        k.family = AF_INET;
+                        memcpy(k.client_addr, (const uint8_t *) &in6->sin6_addr + 12, 4);
+                } else
+                        memcpy(k.client_addr, &in6->sin6_addr, 16);
+        } else
+                return;
+        (void) st_peer_from_tcp(&k, ret);
+}
+
 static enum MHD_Result answer(struct otlprecv_http *h, struct MHD_Connection *c, struct request *q) {
         char msg[512];
         uint8_t *inflated = NULL;
@@ -263,7 +299,9 @@ static enum MHD_Result answer(struct otlprecv_http *h, struct MHD_Connection *c,
                         snprintf(msg, sizeof(msg), "failed to decode the request: %s", strerror(-r));
                 return send_status(c, q, r == -EBADMSG ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_SERVICE_UNAVAILABLE, msg);
         }
-        r = otlprecv_deliver(h->r, b);
+        struct st_peer peer = { 0 };
+        sender(h, c, &peer);
+        r = otlprecv_deliver(h->r, b, &peer);
         st_batch_unref(b);
         o = otlprecv_outcome(q->signal, r, msg, sizeof(msg));
         switch (o) {
@@ -413,6 +451,10 @@ int otlprecv_http_start(struct otlprecv *r, const struct otlprecv_http_config *c
                 goto fail;
         }
         h->listen_fd = -1; /* MHD's now */
+        if (h->port && r->cfg->attribute_senders) {
+                st_conn_owner_watch_port((uint16_t) h->port, true);
+                h->port_watched = true;
+        }
         if (h->unix_path)
                 st_info(h->log, "OTLP/HTTP listening on unix://%s", h->unix_path);
         else
@@ -432,6 +474,8 @@ int otlprecv_http_port(const struct otlprecv_http *h) {
 void otlprecv_http_stop(struct otlprecv_http *h, int64_t deadline_ns) {
         if (!h)
                 return;
+        if (h->port_watched)
+                st_conn_owner_watch_port((uint16_t) h->port, false);
         if (h->d) {
                 /* No new connections; requests already underway get until the deadline to
                  * reach the pipeline (idle keep-alive connections do not count). */

@@ -42,6 +42,7 @@ struct otlprecv_protocols {
 
 struct otlprecv_config {
         struct otlprecv_protocols protocols;
+        bool attribute_senders; /* process.pid from the kernel's view of the connection (peer.h) */
 };
 
 /* The effective HTTP body limit (max_recv_msg_size wins when given). */
@@ -85,8 +86,11 @@ int otlprecv_decode(enum st_signal s, enum otlprecv_encoding enc, const uint8_t 
                     st_batch **ret, char *err, size_t errlen);
 
 /* Hands b to the pipeline of its signal, synchronously, and counts its items as accepted or
- * refused. Returns 0, -ENOSYS when no pipeline takes the signal, or the consumer's error. */
-int otlprecv_deliver(struct otlprecv *r, st_batch *b);
+ * refused. peer (NULL: unknown) is who sent it: with attribute_senders, b's resources are
+ * attributed to it first. Returns 0, -ENOSYS when no pipeline takes the signal, or the
+ * consumer's error. */
+struct st_peer;
+int otlprecv_deliver(struct otlprecv *r, st_batch *b, const struct st_peer *peer);
 
 /* What a request's outcome becomes on the wire. */
 enum otlprecv_outcome {

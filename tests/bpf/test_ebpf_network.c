@@ -7,8 +7,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include "ebpf_test.h"
+#include "peer.h"
 
 #define M_PER_FAMILY 4
 
@@ -378,6 +380,105 @@ static void test_sampling(void **state) {
         rx_free(&h);
 }
 
+
+/* Sender attribution: a child process connects to a port strata announced, from IPv4 and IPv6;
+ * the connection owner source the receiver provides names that child for the client's address
+ * and port, at once (before any ring buffer read), even when the child is filtered out of the
+ * events (here: a comm filter that matches nothing of ours). A port not announced is not
+ * followed. */
+static void attribution_case(int family) {
+        struct harness h;
+        int port, other_port, sync[2];
+        int lfd = listener(family, &port), ofd = listener(family, &other_port), hold[2];
+
+        rx_start(&h, "events: [network]\nfilters: { comms: [no-such-comm] }\n");
+        st_conn_owner_watch_port((uint16_t) port, true);
+        assert_int_equal(pipe(sync), 0);
+        assert_int_equal(pipe(hold), 0);
+        pid_t child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+                int fds[2] = { -1, -1 }, ports[2] = { port, other_port };
+                for (int i = 0; i < 2; i++) {
+                        struct sockaddr_storage ss = { 0 };
+                        socklen_t len;
+                        fds[i] = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                        if (family == AF_INET) {
+                                struct sockaddr_in *a = (struct sockaddr_in *) &ss;
+                                a->sin_family = AF_INET;
+                                a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                                a->sin_port = htons((uint16_t) ports[i]);
+                                len = sizeof(*a);
+                        } else {
+                                struct sockaddr_in6 *a = (struct sockaddr_in6 *) &ss;
+                                a->sin6_family = AF_INET6;
+                                a->sin6_addr = in6addr_loopback;
+                                a->sin6_port = htons((uint16_t) ports[i]);
+                                len = sizeof(*a);
+                        }
+                        if (connect(fds[i], (struct sockaddr *) &ss, len) < 0)
+                                _exit(1);
+                }
+                if (write(sync[1], "x", 1) != 1)
+                        _exit(2);
+                char c;
+                if (read(hold[0], &c, 1) < 0) /* hold the connections until the parent looked */
+                        _exit(3);
+                _exit(0);
+        }
+        char c;
+        assert_int_equal(read(sync[0], &c, 1), 1);
+        for (int i = 0; i < 2; i++) {
+                int fd = accept(i == 0 ? lfd : ofd, NULL, NULL);
+                assert_true(fd >= 0);
+                struct sockaddr_storage ss;
+                socklen_t len = sizeof(ss);
+                assert_int_equal(getpeername(fd, (struct sockaddr *) &ss, &len), 0);
+                struct st_conn_key k = { .family = (uint16_t) family, .server_port = (uint16_t) (i == 0 ? port : other_port) };
+                if (family == AF_INET) {
+                        k.client_port = ntohs(((struct sockaddr_in *) &ss)->sin_port);
+                        memcpy(k.client_addr, &((struct sockaddr_in *) &ss)->sin_addr, 4);
+                } else {
+                        k.client_port = ntohs(((struct sockaddr_in6 *) &ss)->sin6_port);
+                        memcpy(k.client_addr, &((struct sockaddr_in6 *) &ss)->sin6_addr, 16);
+                }
+                struct st_peer p;
+                int r = st_peer_from_tcp(&k, &p);
+                if (i == 0) {
+                        assert_int_equal(r, 0);
+                        assert_int_equal(p.method, ST_PEER_TCP);
+                        assert_int_equal(p.pid, child);
+                        assert_int_equal(p.uid, getuid());
+                        assert_true(p.start_ns > 0);
+                } else
+                        assert_int_equal(r, -ENOENT); /* a port nobody announced */
+                close(fd);
+        }
+        assert_int_equal(write(hold[1], "x", 1), 1);
+        int st;
+        assert_int_equal(waitpid(child, &st, 0), child);
+        assert_int_equal(WEXITSTATUS(st), 0);
+        st_conn_owner_watch_port((uint16_t) port, false);
+        rx_stop(&h);
+        /* no receiver, no source */
+        struct st_peer p;
+        struct st_conn_key k = { .family = AF_INET };
+        assert_int_equal(st_peer_from_tcp(&k, &p), -ENODEV);
+        rx_free(&h);
+        close(sync[0]);
+        close(sync[1]);
+        close(hold[0]);
+        close(hold[1]);
+        close(lfd);
+        close(ofd);
+}
+
+static void test_sender_attribution(void **state) {
+        REQUIRE_ROOT();
+        attribution_case(AF_INET);
+        attribution_case(AF_INET6);
+}
+
 int main(void) {
         st_log_setup(ST_LOG_INFO, ST_LOG_TEXT);
         const struct CMUnitTest tests[] = {
@@ -386,6 +487,7 @@ int main(void) {
                 cmocka_unit_test(test_tcp_reset),
                 cmocka_unit_test(test_metrics_only),
                 cmocka_unit_test(test_sampling),
+                cmocka_unit_test(test_sender_attribution),
         };
         announce_skips("test_ebpf_network");
         return cmocka_run_group_tests(tests, NULL, NULL);

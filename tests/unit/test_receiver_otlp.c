@@ -30,6 +30,7 @@
 #include "google/protobuf/any.pb-c.h"
 #include "google/rpc/error_details.pb-c.h"
 #include "google/rpc/status.pb-c.h"
+#include "peer.h"
 #include "receivers/otlp/otlp_receiver.h"
 #include "telemetry.h"
 #include "tree.h"
@@ -1055,6 +1056,220 @@ static void test_grpc_shutdown_in_flight(void **state) {
         free(body);
 }
 
+
+/* ---- sender attribution ------------------------------------------------------------------------ */
+
+/* A traces request whose resource claims process.pid = claimed (0: claims nothing). */
+static uint8_t *pack_claiming(int64_t claimed, size_t *ret_len) {
+        st_traces_req req = OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
+        st_resource_spans rs = OPENTELEMETRY__PROTO__TRACE__V1__RESOURCE_SPANS__INIT, *rsv[1] = { &rs };
+        st_resource res = OPENTELEMETRY__PROTO__RESOURCE__V1__RESOURCE__INIT;
+        st_key_value kv[2] = { OPENTELEMETRY__PROTO__COMMON__V1__KEY_VALUE__INIT,
+                               OPENTELEMETRY__PROTO__COMMON__V1__KEY_VALUE__INIT },
+                     *kvv[2] = { &kv[0], &kv[1] };
+        st_any_value v[2] = { OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__INIT,
+                              OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__INIT };
+        st_scope_spans ss = OPENTELEMETRY__PROTO__TRACE__V1__SCOPE_SPANS__INIT, *ssv[1] = { &ss };
+        st_span span = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__INIT, *sv[1] = { &span };
+        uint8_t tid[16] = { 1 }, sid[8] = { 2 };
+
+        kv[0].key = (char *) "process.pid";
+        kv[0].value = &v[0];
+        v[0].value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
+        v[0].int_value = claimed;
+        /* a sender cannot say how it was attributed */
+        kv[1].key = (char *) "strata.attribution.method";
+        kv[1].value = &v[1];
+        v[1].value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+        v[1].string_value = (char *) "forged";
+        res.attributes = claimed ? kvv : kvv + 1;
+        res.n_attributes = claimed ? 2 : 1;
+        rs.resource = &res;
+        span.name = (char *) "s";
+        span.trace_id = (ProtobufCBinaryData) { 16, tid };
+        span.span_id = (ProtobufCBinaryData) { 8, sid };
+        ss.spans = sv;
+        ss.n_spans = 1;
+        rs.scope_spans = ssv;
+        rs.n_scope_spans = 1;
+        req.resource_spans = rsv;
+        req.n_resource_spans = 1;
+        size_t len = protobuf_c_message_get_packed_size(&req.base);
+        uint8_t *out = malloc(len);
+        assert_non_null(out);
+        protobuf_c_message_pack(&req.base, out);
+        *ret_len = len;
+        return out;
+}
+
+static const st_any_value *res_attr(st_batch *b, const char *key) {
+        const st_traces_req *req = (const st_traces_req *) st_batch_req(b);
+        assert_non_null(req);
+        assert_int_equal(req->n_resource_spans, 1);
+        const st_resource *res = req->resource_spans[0]->resource;
+        const st_any_value *found = NULL;
+        int n = 0;
+        for (size_t i = 0; res && i < res->n_attributes; i++)
+                if (strcmp(res->attributes[i]->key, key) == 0) {
+                        found = res->attributes[i]->value;
+                        n++;
+                }
+        assert_true(n <= 1); /* never twice */
+        return found;
+}
+
+static void expect_attributed(struct capture *c, int64_t pid, const char *method, int64_t claimed) {
+        const st_any_value *v = res_attr(c->last, "process.pid");
+        assert_non_null(v);
+        assert_int_equal(v->int_value, pid);
+        v = res_attr(c->last, "strata.attribution.method");
+        if (!method) {
+                assert_string_equal(v->string_value, "forged"); /* untouched: not attributed */
+                return;
+        }
+        assert_non_null(v);
+        assert_string_equal(v->string_value, method);
+        v = res_attr(c->last, "strata.claimed.process.pid");
+        if (claimed) {
+                assert_non_null(v);
+                assert_int_equal(v->int_value, claimed);
+        } else
+                assert_null(v);
+}
+
+/* Unix sockets: the sender is who SO_PEERCRED says, whatever the payload claims. gRPC and
+ * HTTP; a claim that differs is kept beside the observed pid. */
+static void test_unix_sender_attribution(void **state) {
+        struct rx x;
+        struct grpc_result r;
+        char gpath[64], hpath[64], yaml[512], target[80];
+        size_t len, len2;
+        uint8_t *lying = pack_claiming(1, &len), *honest = pack_claiming(getpid(), &len2);
+
+        snprintf(gpath, sizeof(gpath), "/tmp/strata-test-attr-g-%d.sock", (int) getpid());
+        snprintf(hpath, sizeof(hpath), "/tmp/strata-test-attr-h-%d.sock", (int) getpid());
+        snprintf(yaml, sizeof(yaml), "protocols:\n  grpc:\n    endpoint: unix://%s\n  http:\n    endpoint: unix://%s\n",
+                 gpath, hpath);
+        rx_start(&x, yaml, ST_SIG_ALL);
+
+        snprintf(target, sizeof(target), "unix:%s", gpath);
+        grpc_unary(target, TRACES_METHOD, lying, len, &r);
+        assert_int_equal(r.status, GRPC_STATUS_OK);
+        grpc_result_free(&r);
+        expect_attributed(&x.cap[ST_TRACES], getpid(), "unix_peercred", 1);
+        grpc_unary(target, TRACES_METHOD, honest, len2, &r);
+        assert_int_equal(r.status, GRPC_STATUS_OK);
+        grpc_result_free(&r);
+        expect_attributed(&x.cap[ST_TRACES], getpid(), "unix_peercred", 0);
+
+        struct http_resp hr;
+        http_request(hpath, 0, "POST", "/v1/traces", "application/x-protobuf", NULL, lying, len, &hr);
+        assert_int_equal(hr.status, 200);
+        st_buf_free(&hr.body);
+        expect_attributed(&x.cap[ST_TRACES], getpid(), "unix_peercred", 1);
+        rx_stop(&x);
+
+        /* switched off: the payload is left as sent */
+        snprintf(yaml, sizeof(yaml), "attribute_senders: false\nprotocols:\n  grpc:\n    endpoint: unix://%s\n", gpath);
+        rx_start(&x, yaml, ST_SIG_ALL);
+        grpc_unary(target, TRACES_METHOD, lying, len, &r);
+        assert_int_equal(r.status, GRPC_STATUS_OK);
+        grpc_result_free(&r);
+        expect_attributed(&x.cap[ST_TRACES], 1, NULL, 0);
+        rx_stop(&x);
+        free(lying);
+        free(honest);
+}
+
+/* TCP: the connection owner source (the ebpf receiver's, here a stand-in that knows one
+ * client) is told our ports and attributes what it knows; without a source nothing is. */
+struct fake_source {
+        int watched[4];
+        int n_watched;
+        struct st_conn_key seen;
+        int lookups;
+};
+
+static int fake_lookup(void *data, const struct st_conn_key *k, struct st_conn_owner *ret) {
+        struct fake_source *f = data;
+        f->seen = *k;
+        f->lookups++;
+        if (k->family != AF_INET || k->client_addr[0] != 127)
+                return -ENOENT;
+        *ret = (struct st_conn_owner) { .pid = 4242, .uid = 7 };
+        return 0;
+}
+
+static int fake_watch(void *data, uint16_t port, bool add) {
+        struct fake_source *f = data;
+        if (add && f->n_watched < 4)
+                f->watched[f->n_watched++] = port;
+        return 0;
+}
+
+static void test_tcp_sender_attribution(void **state) {
+        struct rx x;
+        struct grpc_result r;
+        struct fake_source f = { 0 };
+        struct st_conn_owner_source src = { .lookup = fake_lookup, .watch_port = fake_watch, .data = &f };
+        char target[64];
+        size_t len;
+        uint8_t *body = pack_claiming(99, &len);
+
+        rx_start(&x, BOTH_YAML, ST_SIG_ALL);
+        /* no source yet: unattributed */
+        snprintf(target, sizeof(target), "127.0.0.1:%d", x.grpc_port);
+        grpc_unary(target, TRACES_METHOD, body, len, &r);
+        assert_int_equal(r.status, GRPC_STATUS_OK);
+        grpc_result_free(&r);
+        expect_attributed(&x.cap[ST_TRACES], 99, NULL, 0);
+
+        /* a source that arrives later learns the ports already served */
+        st_conn_owner_provide(&src);
+        assert_int_equal(f.n_watched, 2);
+        assert_true((f.watched[0] == x.grpc_port && f.watched[1] == x.http_port) ||
+                    (f.watched[1] == x.grpc_port && f.watched[0] == x.http_port));
+        grpc_unary(target, TRACES_METHOD, body, len, &r);
+        assert_int_equal(r.status, GRPC_STATUS_OK);
+        grpc_result_free(&r);
+        expect_attributed(&x.cap[ST_TRACES], 4242, "kernel_connection", 99);
+        assert_int_equal(f.seen.server_port, x.grpc_port);
+        assert_int_not_equal(f.seen.client_port, 0);
+
+        struct http_resp hr;
+        http_post(x.http_port, "/v1/traces", "application/x-protobuf", NULL, body, len, &hr);
+        assert_int_equal(hr.status, 200);
+        st_buf_free(&hr.body);
+        expect_attributed(&x.cap[ST_TRACES], 4242, "kernel_connection", 99);
+        assert_int_equal(f.seen.server_port, x.http_port);
+        st_conn_owner_provide(NULL);
+        rx_stop(&x);
+        free(body);
+}
+
+static void test_grpc_peer_strings(void **state) {
+        struct st_conn_key k;
+        assert_int_equal(st_conn_key_from_grpc_peer("ipv4:127.0.0.1:5000", &k), 0);
+        assert_int_equal(k.family, AF_INET);
+        assert_int_equal(k.client_port, 5000);
+        assert_int_equal(k.client_addr[0], 127);
+        assert_int_equal(k.client_addr[3], 1);
+        assert_int_equal(st_conn_key_from_grpc_peer("ipv6:[::1]:6000", &k), 0);
+        assert_int_equal(k.family, AF_INET6);
+        assert_int_equal(k.client_port, 6000);
+        assert_int_equal(k.client_addr[15], 1);
+        assert_int_equal(st_conn_key_from_grpc_peer("ipv6:[::ffff:127.0.0.1]:7000", &k), 0);
+        assert_int_equal(k.family, AF_INET);
+        assert_int_equal(k.client_addr[0], 127);
+        assert_int_equal(k.client_port, 7000);
+        assert_int_equal(st_conn_key_from_grpc_peer("ipv6:%5B::1%5D:1", &k), -EINVAL);
+        assert_int_equal(st_conn_key_from_grpc_peer("unix:/tmp/x", &k), -EINVAL);
+        assert_int_equal(st_conn_key_from_grpc_peer("fd:7", &k), -EINVAL);
+        assert_int_equal(st_conn_key_from_grpc_peer("ipv4:127.0.0.1:", &k), -EINVAL);
+        assert_int_equal(st_conn_key_from_grpc_peer("ipv4:127.0.0.1:70000", &k), -EINVAL);
+        assert_int_equal(st_conn_key_from_grpc_peer("ipv4:300.0.0.1:1", &k), -EINVAL);
+}
+
 static int setup(void **state) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
         grpc_init();
@@ -1084,6 +1299,9 @@ int main(void) {
                 cmocka_unit_test(test_grpc),
                 cmocka_unit_test(test_grpc_size_limit),
                 cmocka_unit_test(test_grpc_unix_socket),
+                cmocka_unit_test(test_unix_sender_attribution),
+                cmocka_unit_test(test_tcp_sender_attribution),
+                cmocka_unit_test(test_grpc_peer_strings),
                 cmocka_unit_test(test_grpc_tls),
                 cmocka_unit_test(test_grpc_shutdown_in_flight),
         };
