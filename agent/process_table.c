@@ -53,6 +53,13 @@ bool st_proc_same_start(uint64_t a_ns, uint64_t b_ns) {
         return a_ns / tick_ns() == b_ns / tick_ns();
 }
 
+int64_t st_boot_to_unix_ns(void) {
+        struct timespec rt, bt;
+        clock_gettime(CLOCK_REALTIME, &rt);
+        clock_gettime(CLOCK_BOOTTIME, &bt);
+        return ((int64_t) rt.tv_sec - bt.tv_sec) * 1000000000 + (rt.tv_nsec - bt.tv_nsec);
+}
+
 uint64_t st_boottime_ns(void) {
         struct timespec ts;
         clock_gettime(CLOCK_BOOTTIME, &ts);
@@ -143,7 +150,7 @@ static int copy_process(struct st_process *dst, const struct st_process *src) {
         return 0;
 }
 
-int st_proctab_fork(struct st_proctab *t, uint32_t parent_pid, uint32_t pid, uint64_t start_ns) {
+int st_proctab_fork(struct st_proctab *t, uint32_t parent_pid, uint32_t parent_tid, uint32_t pid, uint64_t start_ns) {
         struct st_process parent = { 0 };
         bool have_parent = st_proctab_get(t, parent_pid, 0, &parent) == 0;
         struct shard *s = shard_of(t, pid);
@@ -170,6 +177,7 @@ int st_proctab_fork(struct st_proctab *t, uint32_t parent_pid, uint32_t pid, uin
         e->p.pid = pid;
         e->p.ppid = parent_pid;
         e->p.start_ns = start_ns;
+        e->p.fork_tid = parent_tid;
 out:
         pthread_rwlock_unlock(&s->lock);
         st_process_clear(&parent);
@@ -186,9 +194,12 @@ int st_proctab_exec(struct st_proctab *t, const struct st_process *p) {
         struct shard *s = shard_of(t, p->pid);
         pthread_rwlock_wrlock(&s->lock);
         struct entry *e = find(s, p->pid);
-        if (e && st_proc_same_start(e->p.start_ns, p->start_ns) && !st_container_known(&c.container) &&
-            e->p.cgroup_id == c.cgroup_id)
-                c.container = e->p.container;
+        if (e && st_proc_same_start(e->p.start_ns, p->start_ns)) {
+                if (!st_container_known(&c.container) && e->p.cgroup_id == c.cgroup_id)
+                        c.container = e->p.container;
+                if (!c.fork_tid)
+                        c.fork_tid = e->p.fork_tid; /* who spawned it does not change at exec */
+        }
         if (!e || !st_proc_same_start(e->p.start_ns, p->start_ns))
                 e = insert(s, p->pid);
         if (e) {

@@ -32,6 +32,7 @@ struct st_process {
         int32_t exit_code;      /* wait(2) status, when exited */
         uint64_t exit_ns;       /* CLOCK_BOOTTIME ns, when exited */
         bool from_proc;         /* learnt from /proc (seed), not from an exec event */
+        uint32_t fork_tid;      /* the parent's thread that forked it (at start_ns), 0 when unknown */
         /* The container (and pod) the process runs in: from its cgroup at seed or exec,
          * inherited from the parent at fork. container.id "" = none or not known. */
         struct st_container_ref container;
@@ -50,7 +51,7 @@ int st_proctab_seed(struct st_proctab *t, const char *proc_root);
 
 /* Kernel facts. start_ns identifies the process; an entry of the same pid with another start
  * is replaced (the pid was reused and its exit was missed). */
-int st_proctab_fork(struct st_proctab *t, uint32_t parent_pid, uint32_t pid, uint64_t start_ns);
+int st_proctab_fork(struct st_proctab *t, uint32_t parent_pid, uint32_t parent_tid, uint32_t pid, uint64_t start_ns);
 /* p->exe, p->cmdline copied. A p without a container keeps the one the process had (from its
  * parent) as long as it is still in the same cgroup. */
 int st_proctab_exec(struct st_proctab *t, const struct st_process *p);
@@ -76,5 +77,8 @@ size_t st_proctab_size(struct st_proctab *t);
 bool st_proc_same_start(uint64_t a_ns, uint64_t b_ns);
 /* The start time of pid from proc_root/PID/stat (to the clock tick). -errno when gone. */
 int st_proc_start_ns(const char *proc_root, uint32_t pid, uint64_t *ret);
+/* What to add to a CLOCK_BOOTTIME time to get Unix epoch ns (now: the clocks drift apart
+ * when the real-time clock is stepped). */
+int64_t st_boot_to_unix_ns(void);
 /* CLOCK_BOOTTIME now, in ns. */
 uint64_t st_boottime_ns(void);

@@ -293,7 +293,7 @@ static int on_record(void *ctx, void *data, size_t size) {
         }
         switch (ev.type) {
         case ST_EV_FORK:
-                st_proctab_fork(r->procs, h->pid, ev.fork->child_pid, ev.fork->child_start_ns);
+                st_proctab_fork(r->procs, h->pid, h->tid, ev.fork->child_pid, ev.fork->child_start_ns);
                 have = st_proctab_get(r->procs, h->pid, 0, &proc) == 0;
                 break;
         case ST_EV_EXEC:

@@ -134,7 +134,7 @@ static st_resource_logs *new_resource(st_arena *a, uint32_t pid, const struct st
         st_scope_logs *sl = st_arena_alloc(a, sizeof(*sl));
         st_scope_logs **slv = st_arena_alloc(a, sizeof(*slv));
         st_scope *scope = st_arena_alloc(a, sizeof(*scope));
-        st_key_value **attrs = st_arena_alloc(a, 11 * sizeof(*attrs));
+        st_key_value **attrs = st_arena_alloc(a, 12 * sizeof(*attrs));
         if (!rl || !res || !sl || !slv || !scope || !attrs)
                 return NULL;
         opentelemetry__proto__logs__v1__resource_logs__init(rl);
@@ -149,8 +149,10 @@ static st_resource_logs *new_resource(st_arena *a, uint32_t pid, const struct st
         rl->scope_logs = slv;
         rl->n_scope_logs = 1;
 
-        struct kvs k = { .a = a, .v = attrs, .cap = 11 };
+        struct kvs k = { .a = a, .v = attrs, .cap = 12 };
         kv_int(&k, "process.pid", pid);
+        /* the pid is the kernel's: processors may trust it (peer.h) */
+        kv_cstr(&k, "strata.attribution.method", "kernel");
         if (proc) {
                 kv_int(&k, "process.parent_pid", proc->ppid);
                 if (proc->comm[0])

@@ -380,14 +380,14 @@ static int add_unix_listener(struct otlprecv_grpc *g, const char *path, mode_t m
                 return -EINVAL;
         if (!tls) {
                 /* We accept, gRPC serves: the only way to learn each sender's credentials. */
-                r = otlprecv_unix_listen(path, mode, &fd);
+                r = st_unix_listen(path, mode, &fd);
                 if (r < 0)
                         goto fail;
                 g->unix_fds[g->n_unix_fds++] = fd;
         } else {
                 /* gRPC takes only insecure connections from us: with TLS it accepts itself,
                  * and senders on this socket stay unattributed. */
-                r = otlprecv_unix_remove_stale(path);
+                r = st_unix_remove_stale(path);
                 if (r < 0)
                         goto fail;
                 snprintf(addr, sizeof(addr), "unix:%s", path);

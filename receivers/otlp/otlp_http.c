@@ -396,7 +396,7 @@ fail:
 }
 
 static int listen_unix(struct otlprecv_http *h, const char *path) {
-        int r = otlprecv_unix_listen(path, HTTP_UNIX_SOCKET_MODE, &h->listen_fd);
+        int r = st_unix_listen(path, HTTP_UNIX_SOCKET_MODE, &h->listen_fd);
         if (r < 0) {
                 st_error(h->log, "cannot listen on unix://%s: %s", path,
                          r == -EADDRINUSE ? "another process is serving it" :

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "unix_socket.h"
 #include "component.h"
 
 /* --- config ------------------------------------------------------------------------------ */
@@ -51,14 +52,6 @@ uint64_t otlprecv_http_body_limit(const struct otlprecv_http_config *c);
 int otlprecv_parse_mode(const char *s, mode_t *ret);
 /* unix_socket: "/abs/path" or "unix:///abs/path" → the path (points into s). -EINVAL otherwise. */
 int otlprecv_unix_path(const char *s, const char **ret_path);
-
-/* --- Unix sockets (otlp_unix.c) -------------------------------------------------------------- */
-
-/* Removes a socket file that nobody listens on any more. -EADDRINUSE when a process still
- * accepts connections on it, -EEXIST when the path exists and is not a socket. */
-int otlprecv_unix_remove_stale(const char *path);
-/* A listening, non-blocking Unix socket at path (a stale one is replaced) with the given mode. */
-int otlprecv_unix_listen(const char *path, mode_t mode, int *ret_fd);
 
 /* --- the instance -------------------------------------------------------------------------- */
 

@@ -135,12 +135,13 @@ static void test_lifecycle(void **state) {
         assert_int_equal(st_proctab_seed(t, root), 3);
 
         /* fork: the child is its parent's image */
-        assert_int_equal(st_proctab_fork(t, 100, 300, 7000 * tick() + 5), 0);
+        assert_int_equal(st_proctab_fork(t, 100, 101, 300, 7000 * tick() + 5), 0);
         assert_int_equal(st_proctab_get(t, 300, 0, &p), 0);
         assert_int_equal(p.ppid, 100);
         assert_string_equal(p.comm, "nginx");
         assert_string_equal(p.exe, "/usr/sbin/nginx");
         assert_false(p.from_proc);
+        assert_int_equal(p.fork_tid, 101);
         st_process_clear(&p);
 
         /* exec: a new image, same process */
@@ -152,6 +153,7 @@ static void test_lifecycle(void **state) {
         assert_string_equal(p.exe, "/bin/sh");
         assert_string_equal(p.cmdline, "sh -c true");
         assert_int_equal(p.uid, 33);
+        assert_int_equal(p.fork_tid, 101); /* who spawned it survives the exec */
         st_process_clear(&p);
 
         /* exit: still readable until it expires */
@@ -166,7 +168,7 @@ static void test_lifecycle(void **state) {
         assert_int_equal(st_proctab_get(t, 300, 0, &p), -ENOENT);
 
         /* pid reuse: a fork of a new process with a known pid replaces the old one */
-        assert_int_equal(st_proctab_fork(t, 1, 200, 9000 * tick()), 0);
+        assert_int_equal(st_proctab_fork(t, 1, 1, 200, 9000 * tick()), 0);
         assert_int_equal(st_proctab_get(t, 200, 0, &p), 0);
         assert_int_equal(p.ppid, 1);
         assert_int_equal(p.start_ns, 9000 * tick());
@@ -186,7 +188,7 @@ static void test_reconcile(void **state) {
         assert_int_equal(st_proctab_new(&t), 0);
         assert_int_equal(st_proctab_seed(t, root), 3);
         /* a process the kernel told of, that /proc does not have: its exit was missed */
-        assert_int_equal(st_proctab_fork(t, 100, 555, 1234 * tick()), 0);
+        assert_int_equal(st_proctab_fork(t, 100, 100, 555, 1234 * tick()), 0);
         /* pid 200 is reused by a younger process */
         assert_int_equal(st_proctab_exec(t, &(struct st_process) { .pid = 200, .start_ns = 1 * tick() }), 0);
         assert_int_equal(st_proctab_reconcile(t, root, 5000, 100), 2);

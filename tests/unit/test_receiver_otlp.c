@@ -923,7 +923,7 @@ static void test_grpc_unix_socket(void **state) {
         snprintf(path2, sizeof(path2), "/tmp/strata-test-grpc2-%d.sock", (int) getpid());
         /* a stale socket file from an earlier run is replaced */
         int fd = -1;
-        assert_int_equal(otlprecv_unix_listen(path, 0600, &fd), 0);
+        assert_int_equal(st_unix_listen(path, 0600, &fd), 0);
         close(fd);
         assert_int_equal(access(path, F_OK), 0);
 

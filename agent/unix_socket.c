@@ -1,5 +1,3 @@
-/* Unix socket files: replacing the one a previous run left behind (but never one that a live
- * process still serves, nor a file that is not a socket), and listening on one. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -8,7 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "otlp_receiver.h"
+#include "unix_socket.h"
 
 static int unix_addr(const char *path, struct sockaddr_un *ret) {
         size_t n = strlen(path);
@@ -19,7 +17,7 @@ static int unix_addr(const char *path, struct sockaddr_un *ret) {
         return 0;
 }
 
-int otlprecv_unix_remove_stale(const char *path) {
+int st_unix_remove_stale(const char *path) {
         struct sockaddr_un sa;
         struct stat st;
         int fd, r;
@@ -44,14 +42,14 @@ int otlprecv_unix_remove_stale(const char *path) {
         return 0;
 }
 
-int otlprecv_unix_listen(const char *path, mode_t mode, int *ret_fd) {
+int st_unix_listen(const char *path, mode_t mode, int *ret_fd) {
         struct sockaddr_un sa;
         int fd, r;
 
         r = unix_addr(path, &sa);
         if (r < 0)
                 return r;
-        r = otlprecv_unix_remove_stale(path);
+        r = st_unix_remove_stale(path);
         if (r < 0)
                 return r;
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

@@ -1,0 +1,36 @@
+/* The context channel: language agents announce span start and end, with the thread, over a
+ * Unix stream socket of fixed 64-byte records (docs/context-channel.md). What they say goes
+ * into the span index (span_index.h); the sender's pid comes from SO_PEERCRED.
+ *
+ * Several components may ask for the same socket (one correlate processor per pipeline): they
+ * share one listener, counted by path. */
+#pragma once
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "span_index.h"
+
+#define ST_CTXCHAN_RECORD_SIZE 64
+#define ST_CTXCHAN_VERSION 1
+enum { ST_CTXCHAN_SPAN_START = 1, ST_CTXCHAN_SPAN_END = 2 };
+
+struct st_ctxchan_stats {
+        uint64_t connections;   /* accepted so far */
+        uint64_t records;       /* applied */
+        uint64_t bad_records;   /* refused (the connection was closed) */
+        uint64_t pid_mismatch;  /* records whose pid was not the sender's: the sender's was used */
+        uint64_t partial;       /* bytes of incomplete records at a connection's end */
+};
+
+/* Applies one record from peer_pid (0: unknown, the record's pid is used). -EBADMSG with the
+ * reason in err when the record is not valid. */
+int st_ctxchan_apply(struct st_spanidx *x, const uint8_t rec[ST_CTXCHAN_RECORD_SIZE], uint32_t peer_pid,
+                     struct st_ctxchan_stats *stats, char *err, size_t errlen);
+
+struct st_ctxchan;
+
+/* The listener at path (created with mode; a stale socket file is replaced), shared with the
+ * other holders of the same path. log names the component for messages. */
+int st_ctxchan_acquire(const char *path, mode_t mode, const char *log, struct st_ctxchan **ret);
+void st_ctxchan_release(struct st_ctxchan *c); /* NULL-safe; the last holder stops it */
+void st_ctxchan_stats(struct st_ctxchan *c, struct st_ctxchan_stats *ret);
