@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "unix_socket.h"
 
@@ -20,13 +21,39 @@
 static uint32_t le32(const uint8_t *p) { return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24; }
 static uint64_t le64(const uint8_t *p) { return (uint64_t) le32(p) | (uint64_t) le32(p + 4) << 32; }
 
+#define ALIGN_EPOCH_NS (INT64_C(10) * 1000000000)
+
+void st_clock_align_note(struct st_clock_align *c, int64_t now_ns, int64_t record_ns) {
+        int64_t d = now_ns - record_ns;
+        if (!c->have_cur && !c->have_prev)
+                c->epoch_ns = now_ns;
+        if (now_ns - c->epoch_ns >= ALIGN_EPOCH_NS) {
+                /* a new epoch: a drifting clock is followed, an old minimum forgotten */
+                c->prev = c->cur;
+                c->have_prev = c->have_cur;
+                c->have_cur = false;
+                c->epoch_ns = now_ns;
+        }
+        if (!c->have_cur || d < c->cur) {
+                c->cur = d;
+                c->have_cur = true;
+        }
+}
+
+int64_t st_clock_align_offset(const struct st_clock_align *c) {
+        if (c->have_cur && c->have_prev)
+                return c->cur < c->prev ? c->cur : c->prev;
+        return c->have_cur ? c->cur : c->have_prev ? c->prev : 0;
+}
+
 int st_ctxchan_apply(struct st_spanidx *x, const uint8_t rec[ST_CTXCHAN_RECORD_SIZE], uint32_t peer_pid,
-                     struct st_ctxchan_stats *stats, char *err, size_t errlen) {
+                     int64_t clock_offset_ns, struct st_ctxchan_stats *stats, char *err, size_t errlen) {
         uint8_t version = rec[0], type = rec[1];
         uint16_t flags = (uint16_t) (rec[2] | rec[3] << 8);
         uint32_t pid = le32(rec + 4), tid = le32(rec + 8);
         uint64_t t = le64(rec + 16);
         struct st_span_ref ref;
+        t = (uint64_t) ((int64_t) t + clock_offset_ns);
 
         if (version != ST_CTXCHAN_VERSION) {
                 snprintf(err, errlen, "record version %u (this strata speaks %u)", version, ST_CTXCHAN_VERSION);
@@ -68,6 +95,7 @@ struct conn {
         uint32_t pid;
         uint8_t buf[READ_RECORDS * ST_CTXCHAN_RECORD_SIZE];
         size_t fill;
+        struct st_clock_align clock;
 };
 
 struct st_ctxchan {
@@ -150,11 +178,16 @@ static bool on_readable(struct st_ctxchan *c, struct conn *k) {
                         return false;
                 k->fill += (size_t) n;
                 size_t whole = k->fill / ST_CTXCHAN_RECORD_SIZE * ST_CTXCHAN_RECORD_SIZE;
+                /* the clock first: every record of this read was received now */
+                int64_t now = st_wall_ns();
+                for (size_t off = 0; off < whole; off += ST_CTXCHAN_RECORD_SIZE)
+                        st_clock_align_note(&k->clock, now, (int64_t) le64(k->buf + off + 16));
+                int64_t align = st_clock_align_offset(&k->clock);
                 struct st_ctxchan_stats delta = { 0 };
                 bool ok = true;
                 char err[160];
                 for (size_t off = 0; off < whole && ok && x; off += ST_CTXCHAN_RECORD_SIZE)
-                        if (st_ctxchan_apply(x, k->buf + off, k->pid, &delta, err, sizeof(err)) < 0) {
+                        if (st_ctxchan_apply(x, k->buf + off, k->pid, align, &delta, err, sizeof(err)) < 0) {
                                 st_error(c->log, "context channel: sender pid %u: %s; closing its connection",
                                          (unsigned) k->pid, err);
                                 delta.bad_records++;

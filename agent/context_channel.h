@@ -5,6 +5,7 @@
  * Several components may ask for the same socket (one correlate processor per pipeline): they
  * share one listener, counted by path. */
 #pragma once
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -22,10 +23,21 @@ struct st_ctxchan_stats {
         uint64_t partial;       /* bytes of incomplete records at a connection's end */
 };
 
-/* Applies one record from peer_pid (0: unknown, the record's pid is used). -EBADMSG with the
- * reason in err when the record is not valid. */
+/* Applies one record from peer_pid (0: unknown, the record's pid is used), its time moved by
+ * clock_offset_ns (the sender's clock aligned to ours). -EBADMSG with the reason in err when
+ * the record is not valid. */
 int st_ctxchan_apply(struct st_spanidx *x, const uint8_t rec[ST_CTXCHAN_RECORD_SIZE], uint32_t peer_pid,
-                     struct st_ctxchan_stats *stats, char *err, size_t errlen);
+                     int64_t clock_offset_ns, struct st_ctxchan_stats *stats, char *err, size_t errlen);
+
+/* A sender's clock against ours: the smallest (receive time - record time) of the last 10 to
+ * 20 s, the clock difference plus the socket's smallest delay. */
+struct st_clock_align {
+        int64_t cur, prev;
+        bool have_cur, have_prev;
+        int64_t epoch_ns;
+};
+void st_clock_align_note(struct st_clock_align *c, int64_t now_ns, int64_t record_ns);
+int64_t st_clock_align_offset(const struct st_clock_align *c); /* 0 before any record */
 
 struct st_ctxchan;
 

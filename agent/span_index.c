@@ -12,6 +12,8 @@
  * had ended by then; past this many it gives up (a process with thousands of short spans
  * inside one long one). */
 #define MAX_WALK 1024
+/* The same span told twice (channel, OTLP) starts within this of itself. */
+#define SAME_SPAN_NS UINT64_C(1000000000)
 
 struct ival {
         uint64_t start, end;
@@ -149,17 +151,20 @@ int st_spanidx_add(struct st_spanidx *x, uint32_t pid, uint32_t tid, uint64_t st
                 p->next = *bucket_of(s, pid);
                 *bucket_of(s, pid) = p;
         }
-        /* known already (announced on the context channel, then received over OTLP, with the
-         * same start time: both come from the SDK's clock reading) */
+        /* known already: announced on the context channel, then received over OTLP. Their
+         * times differ (the channel's are aligned to strata's clock, the SDK's are not), so
+         * the span id is looked for among the spans that started within a second. The
+         * first word stays: the channel's interval, its end only filled in when missing. */
         struct ival *known = NULL;
-        for (size_t j = upper_bound(p, start_ns); j-- > 0 && p->v[j].start == start_ns;)
+        uint64_t lo = start_ns > SAME_SPAN_NS ? start_ns - SAME_SPAN_NS : 0;
+        for (size_t j = upper_bound(p, start_ns + SAME_SPAN_NS); j-- > 0 && p->v[j].start >= lo;)
                 if (memcmp(p->v[j].ref.span_id, ref->span_id, 8) == 0) {
                         known = &p->v[j];
                         break;
                 }
         if (known) {
-                if (end_ns != ST_SPAN_OPEN)
-                        known->end = end_ns;
+                if (known->end == ST_SPAN_OPEN && end_ns != ST_SPAN_OPEN)
+                        known->end = end_ns < known->start ? known->start : end_ns;
                 if (!known->tid && tid) {
                         known->tid = tid;
                         p->n_threaded++;

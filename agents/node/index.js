@@ -60,9 +60,15 @@ function encodeRecord({ type, pid, tid = 0, timeNs, traceId, spanId, parentSpanI
   return buf;
 }
 
-// OpenTelemetry HrTime [seconds, nanoseconds] -> Unix epoch ns.
-function hrTimeToNs(t) {
-  return BigInt(Math.trunc(t[0])) * 1000000000n + BigInt(Math.trunc(t[1]));
+// Now, as Unix epoch ns, from the one clock this process reads the same way for every span.
+// Not the span's own timestamps: SDK 1.x takes a span's start from Date.now() (whole ms) and
+// derives its end from an offset computed per span, so each span is shifted by its own
+// fraction of a millisecond, enough to put a kernel event just before a span's end outside
+// it. strata aligns this clock to its own per connection (docs/context-channel.md).
+const { performance } = require('node:perf_hooks');
+function nowNs() {
+  const origin = BigInt(Math.round(performance.timeOrigin * 1e6));
+  return origin + BigInt(Math.round(performance.now() * 1e6));
 }
 
 class StrataContextSpanProcessor {
@@ -89,12 +95,12 @@ class StrataContextSpanProcessor {
   onStart(span, _parentContext) {
     // SDK 1.x has span.parentSpanId. SDK 2.x replaced it with parentSpanContext.
     const parent = span.parentSpanId ?? span.parentSpanContext?.spanId;
-    this._record(SPAN_START, span, span.startTime, parent);
+    this._record(SPAN_START, span, nowNs(), parent);
   }
 
   onEnd(span) {
     const parent = span.parentSpanId ?? span.parentSpanContext?.spanId;
-    this._record(SPAN_END, span, span.endTime, parent);
+    this._record(SPAN_END, span, nowNs(), parent);
   }
 
   /** Resolves once everything queued has been handed to the kernel, or at once if not connected. */
@@ -126,7 +132,7 @@ class StrataContextSpanProcessor {
     });
   }
 
-  _record(type, span, hrTime, parentSpanId) {
+  _record(type, span, timeNs, parentSpanId) {
     if (this._shutdown) return;
     try {
       const ctx = span.spanContext();
@@ -134,7 +140,7 @@ class StrataContextSpanProcessor {
         type,
         pid: process.pid,
         tid: TID,
-        timeNs: hrTimeToNs(hrTime),
+        timeNs,
         traceId: ctx.traceId,
         spanId: ctx.spanId,
         parentSpanId,

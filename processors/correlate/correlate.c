@@ -573,12 +573,12 @@ static int correlate_create(const struct st_component_settings *set, const void 
         }
         st_spanidx_keep_at_least(p->idx, (uint64_t) c->join_window * 2 + 10 * (uint64_t) ST_NS_PER_SEC);
         if (p->tel) {
-                p->m_exact = st_tel_metric(p->tel, "joined_exact_thread", "kernel events joined to a span of their thread", false);
-                p->m_process = st_tel_metric(p->tel, "joined_process_time", "kernel events joined to a span of their process (thread unknown)", false);
-                p->m_none = st_tel_metric(p->tel, "unjoined", "kernel events with no span active where and when they happened", false);
-                p->m_early = st_tel_metric(p->tel, "released_early", "log records that left the join window early (count or bytes limit)", false);
-                p->m_spans = st_tel_metric(p->tel, "spans_indexed", "spans of observed processes added to the span index", false);
-                p->m_enriched = st_tel_metric(p->tel, "resources_enriched", "resources given process or container attributes", false);
+                p->m_exact = st_tel_metric(p->tel, "joined_exact_thread_total", "kernel events joined to a span of their thread", false);
+                p->m_process = st_tel_metric(p->tel, "joined_process_time_total", "kernel events joined to a span of their process (thread unknown)", false);
+                p->m_none = st_tel_metric(p->tel, "unjoined_total", "kernel events with no span active where and when they happened", false);
+                p->m_early = st_tel_metric(p->tel, "released_early_total", "log records that left the join window early (count or bytes limit)", false);
+                p->m_spans = st_tel_metric(p->tel, "spans_indexed_total", "spans of observed processes added to the span index", false);
+                p->m_enriched = st_tel_metric(p->tel, "resources_enriched_total", "resources given process or container attributes", false);
                 p->m_pending = st_tel_metric(p->tel, "pending_records", "log records waiting in the join window", true);
         }
         *ret = p;

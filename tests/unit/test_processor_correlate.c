@@ -180,10 +180,10 @@ static void test_join_after_window(void **state) {
         assert_string_equal(method, "exact_thread");
         assert_int_equal(joined(rec_of(out, 2), &method), 0);
         assert_string_equal(method, "none");
-        assert_int_equal(metric(&lg, "joined_exact_thread"), 1);
-        assert_int_equal(metric(&lg, "joined_process_time"), 1);
-        assert_int_equal(metric(&lg, "unjoined"), 1);
-        assert_int_equal(metric(&tr, "spans_indexed"), 2);
+        assert_int_equal(metric(&lg, "joined_exact_thread_total"), 1);
+        assert_int_equal(metric(&lg, "joined_process_time_total"), 1);
+        assert_int_equal(metric(&lg, "unjoined_total"), 1);
+        assert_int_equal(metric(&tr, "spans_indexed_total"), 2);
 
         /* spans of a pid the sender only claimed (no attribution) are not indexed */
         consume(&tr, spans(OTHER_PID, NULL, 3, t0, t0 + 2 * SEC, 0));
@@ -241,7 +241,7 @@ static void test_window_limits(void **state) {
         assert_int_equal(capture_count(&lg.cap), 0);
         consume(&lg, events(APP_PID, t, 1, 1));
         assert_int_equal(capture_count(&lg.cap), 1);
-        assert_int_equal(metric(&lg, "released_early"), 1);
+        assert_int_equal(metric(&lg, "released_early_total"), 1);
         assert_int_equal(metric(&lg, "pending_records"), 2);
         /* a refusing next consumer: counted as dropped */
         lg.cap.ret = -ENOBUFS;

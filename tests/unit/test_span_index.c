@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "context_channel.h"
 #include "span_index.h"
 
@@ -155,9 +156,9 @@ static void test_channel_records(void **state) {
         char err[160];
 
         record(rec, ST_CTXCHAN_SPAN_START, 40, 41, 1000, 1);
-        assert_int_equal(st_ctxchan_apply(x, rec, 40, &st, err, sizeof(err)), 0);
+        assert_int_equal(st_ctxchan_apply(x, rec, 40, 0, &st, err, sizeof(err)), 0);
         record(rec, ST_CTXCHAN_SPAN_END, 40, 41, 2000, 1);
-        assert_int_equal(st_ctxchan_apply(x, rec, 40, &st, err, sizeof(err)), 0);
+        assert_int_equal(st_ctxchan_apply(x, rec, 40, 0, &st, err, sizeof(err)), 0);
         assert_int_equal(found(x, 40, 41, 1500, &m), 1);
         assert_int_equal(m, ST_CORR_EXACT_THREAD);
         assert_int_equal(found(x, 40, 41, 2001, &m), 0);
@@ -166,11 +167,11 @@ static void test_channel_records(void **state) {
         /* a record that claims another pid: the kernel's (SO_PEERCRED) wins; "my main thread"
          * becomes the sender's main thread, another thread becomes unknown */
         record(rec, ST_CTXCHAN_SPAN_START, 1, 1, 3000, 2);
-        assert_int_equal(st_ctxchan_apply(x, rec, 50, &st, err, sizeof(err)), 0);
+        assert_int_equal(st_ctxchan_apply(x, rec, 50, 0, &st, err, sizeof(err)), 0);
         assert_int_equal(found(x, 50, 50, 3500, &m), 2);
         assert_int_equal(m, ST_CORR_EXACT_THREAD);
         record(rec, ST_CTXCHAN_SPAN_START, 1, 99, 4000, 3);
-        assert_int_equal(st_ctxchan_apply(x, rec, 50, &st, err, sizeof(err)), 0);
+        assert_int_equal(st_ctxchan_apply(x, rec, 50, 0, &st, err, sizeof(err)), 0);
         assert_int_equal(found(x, 50, 77, 4500, &m), 3);
         assert_int_equal(m, ST_CORR_PROCESS_TIME);
         assert_int_equal(st.pid_mismatch, 2);
@@ -178,23 +179,42 @@ static void test_channel_records(void **state) {
 
         /* an end whose start was lost: an instant, still findable at its time */
         record(rec, ST_CTXCHAN_SPAN_END, 60, 60, 7000, 4);
-        assert_int_equal(st_ctxchan_apply(x, rec, 60, &st, err, sizeof(err)), 0);
+        assert_int_equal(st_ctxchan_apply(x, rec, 60, 0, &st, err, sizeof(err)), 0);
         assert_int_equal(found(x, 60, 60, 7000, &m), 4);
 
         /* invalid records say why */
         record(rec, ST_CTXCHAN_SPAN_START, 40, 41, 1000, 1);
         rec[0] = 2;
-        assert_int_equal(st_ctxchan_apply(x, rec, 40, &st, err, sizeof(err)), -EBADMSG);
+        assert_int_equal(st_ctxchan_apply(x, rec, 40, 0, &st, err, sizeof(err)), -EBADMSG);
         assert_non_null(strstr(err, "version 2"));
         rec[0] = 1;
         rec[1] = 9;
-        assert_int_equal(st_ctxchan_apply(x, rec, 40, &st, err, sizeof(err)), -EBADMSG);
+        assert_int_equal(st_ctxchan_apply(x, rec, 40, 0, &st, err, sizeof(err)), -EBADMSG);
         assert_non_null(strstr(err, "type 9"));
         rec[1] = 1;
         rec[2] = 1;
-        assert_int_equal(st_ctxchan_apply(x, rec, 40, &st, err, sizeof(err)), -EBADMSG);
+        assert_int_equal(st_ctxchan_apply(x, rec, 40, 0, &st, err, sizeof(err)), -EBADMSG);
         assert_non_null(strstr(err, "flags"));
         st_spanidx_free(x);
+}
+
+/* The smallest delay of the last 10-20 s: a sender's clock difference, followed as it drifts. */
+static void test_clock_align(void **state) {
+        (void) state;
+        const int64_t S = 1000000000;
+        struct st_clock_align c = { 0 };
+        assert_int_equal(st_clock_align_offset(&c), 0);
+        st_clock_align_note(&c, 100 * S, 100 * S - 3000);     /* delay 3 us */
+        st_clock_align_note(&c, 101 * S, 101 * S - 2000);     /* 2 us: the smallest so far */
+        st_clock_align_note(&c, 102 * S, 102 * S - 9000);
+        assert_int_equal(st_clock_align_offset(&c), 2000);
+        /* the sender's clock jumps 1 s ahead (record times later than receive times) */
+        st_clock_align_note(&c, 111 * S, 112 * S);
+        assert_int_equal(st_clock_align_offset(&c), -S);       /* a new epoch; the smaller wins */
+        st_clock_align_note(&c, 122 * S, 123 * S - 5000);
+        assert_int_equal(st_clock_align_offset(&c), -S);
+        st_clock_align_note(&c, 133 * S, 134 * S - 5000);     /* the old minimum is gone */
+        assert_int_equal(st_clock_align_offset(&c), -S + 5000);
 }
 
 static int connect_unix(const char *path) {
@@ -235,17 +255,27 @@ static void test_channel_socket(void **state) {
         assert_int_equal(stat(path, &sb), 0);
         assert_int_equal(sb.st_mode & 0777, 0600);
 
+        /* a sender whose clock is 5 s behind ours: its spans land where ours says */
         uint32_t me = (uint32_t) getpid();
-        record(recs, ST_CTXCHAN_SPAN_START, me, me, 10000, 7);
-        record(recs + 64, ST_CTXCHAN_SPAN_END, me, me, 20000, 7);
+        const int64_t behind = 5 * INT64_C(1000000000);
+        int64_t before = st_wall_ns();
+        record(recs, ST_CTXCHAN_SPAN_START, me, me, (uint64_t) (before - behind), 7);
         int fd = connect_unix(path);
         assert_int_equal(write(fd, recs, 13), 13); /* split anywhere */
         usleep(20000);
-        assert_int_equal(write(fd, recs + 13, 100), 100);
-        assert_int_equal(write(fd, recs + 113, 15), 15);
-        wait_records(c, 2, 0);
-        assert_int_equal(found(x, me, me, 15000, &m), 7);
+        assert_int_equal(write(fd, recs + 13, 51), 51);
+        wait_records(c, 1, 0);
+        int64_t started = st_wall_ns();
+        assert_int_equal(found(x, me, me, (uint64_t) started, &m), 7);
         assert_int_equal(m, ST_CORR_EXACT_THREAD);
+        assert_int_equal(found(x, me, me, (uint64_t) (before - behind), &m), 0); /* not at the sender's time */
+        usleep(20000);
+        int64_t end = st_wall_ns();
+        record(recs + 64, ST_CTXCHAN_SPAN_END, me, me, (uint64_t) (end - behind), 7);
+        assert_int_equal(write(fd, recs + 64, 64), 64);
+        wait_records(c, 2, 0);
+        assert_int_equal(found(x, me, me, (uint64_t) end - 1000, &m), 7);
+        assert_int_equal(found(x, me, me, (uint64_t) st_wall_ns() + 1000000000, &m), 0);
 
         /* a bad record: that connection is closed, others go on */
         int bad = connect_unix(path);
@@ -255,7 +285,7 @@ static void test_channel_socket(void **state) {
         char b;
         assert_int_equal(read(bad, &b, 1), 0); /* closed by strata */
         close(bad);
-        record(recs, ST_CTXCHAN_SPAN_START, me, me, 30000, 8);
+        record(recs, ST_CTXCHAN_SPAN_START, me, me, (uint64_t) (st_wall_ns() - behind), 8);
         assert_int_equal(write(fd, recs, 64), 64);
         wait_records(c, 3, 1);
         close(fd);
@@ -272,6 +302,7 @@ int main(void) {
                 cmocka_unit_test(test_open_spans_and_duplicates),
                 cmocka_unit_test(test_expiry_and_limit),
                 cmocka_unit_test(test_channel_records),
+                cmocka_unit_test(test_clock_align),
                 cmocka_unit_test(test_channel_socket),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

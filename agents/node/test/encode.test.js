@@ -109,6 +109,16 @@ function listen(socketPath, want) {
   });
 }
 
+// The processor stamps records with the clock at onStart/onEnd (not the span's times): check
+// that time is within [from, to] and that every other byte is what encodeRecord gives.
+function assertRecord(got, type, from, to, parentSpanId) {
+  const t = got.readBigUInt64LE(16);
+  assert.ok(t >= from && t <= to, `time ${t} not within [${from}, ${to}]`);
+  assert.deepEqual(got, expected(type, t, parentSpanId));
+}
+
+const wallNs = () => BigInt(Date.now()) * 1000000n;
+
 function expected(type, timeNs, parentSpanId) {
   return encodeRecord({
     type, pid: process.pid, tid: process.pid, timeNs,
@@ -122,6 +132,7 @@ test('processor sends SPAN_START then SPAN_END to the socket', async () => {
   const p = new StrataContextSpanProcessor({ socketPath });
   const span = fakeSpan({ parentSpanId: PARENT_ID });
 
+  const from = wallNs() - 2000000n;
   p.onStart(span, {});
   p.onEnd(span);
   const got = await data;
@@ -129,9 +140,11 @@ test('processor sends SPAN_START then SPAN_END to the socket', async () => {
   await p.shutdown();
   server.close();
 
+  const to = wallNs() + 2000000n;
   assert.equal(got.length, 2 * RECORD_SIZE);
-  assert.deepEqual(got.subarray(0, 64), expected(SPAN_START, 1700000000123456789n, PARENT_ID));
-  assert.deepEqual(got.subarray(64), expected(SPAN_END, 1700000001000000005n, PARENT_ID));
+  assertRecord(got.subarray(0, 64), SPAN_START, from, to, PARENT_ID);
+  assertRecord(got.subarray(64), SPAN_END, from, to, PARENT_ID);
+  assert.ok(got.readBigUInt64LE(16) <= got.readBigUInt64LE(64 + 16), 'end after start');
   assert.equal(p.dropped, 0);
 });
 
@@ -139,6 +152,7 @@ test('processor queues while strata is absent and delivers after reconnecting', 
   const socketPath = tempSocketPath();
   const p = new StrataContextSpanProcessor({ socketPath });
   const span = fakeSpan();
+  const from = wallNs() - 2000000n;
   p.onStart(span, {}); // no server yet: queued
   await new Promise((r) => setTimeout(r, 50));
 
@@ -148,8 +162,9 @@ test('processor queues while strata is absent and delivers after reconnecting', 
   await p.shutdown();
   server.close();
 
-  assert.deepEqual(got.subarray(0, 64), expected(SPAN_START, 1700000000123456789n));
-  assert.deepEqual(got.subarray(64), expected(SPAN_END, 1700000001000000005n));
+  const to = wallNs() + 2000000n;
+  assertRecord(got.subarray(0, 64), SPAN_START, from, to);
+  assertRecord(got.subarray(64), SPAN_END, from, to);
   assert.equal(p.dropped, 0);
 });
 
