@@ -239,6 +239,20 @@ int st_proctab_get(struct st_proctab *t, uint32_t pid, uint64_t start_ns, struct
         return r;
 }
 
+int st_proctab_with(struct st_proctab *t, uint32_t pid, uint64_t start_ns,
+                    void (*fn)(const struct st_process *p, void *ctx), void *ctx) {
+        struct shard *s = shard_of(t, pid);
+        int r = -ENOENT;
+        pthread_rwlock_rdlock(&s->lock);
+        struct entry *e = find(s, pid);
+        if (e && (!start_ns || st_proc_same_start(e->p.start_ns, start_ns))) {
+                fn(&e->p, ctx);
+                r = 0;
+        }
+        pthread_rwlock_unlock(&s->lock);
+        return r;
+}
+
 size_t st_proctab_expire(struct st_proctab *t, uint64_t older_than_ns) {
         size_t n = 0;
         for (size_t i = 0; i < SHARDS; i++) {

@@ -61,6 +61,12 @@ int st_proctab_exit(struct st_proctab *t, uint32_t pid, uint64_t start_ns, int32
  * process has this pid now"; otherwise only that exact process matches. -ENOENT when unknown. */
 int st_proctab_get(struct st_proctab *t, uint32_t pid, uint64_t start_ns, struct st_process *ret);
 
+/* Calls fn with the process pid (start_ns as for st_proctab_get) under the table's read lock,
+ * for readers that copy what they need straight where it goes (no copy of the strings
+ * first). fn must not call into the table. -ENOENT when unknown. */
+int st_proctab_with(struct st_proctab *t, uint32_t pid, uint64_t start_ns,
+                    void (*fn)(const struct st_process *p, void *ctx), void *ctx);
+
 /* Marks exited (exit_code -1: unknown) the processes that are no longer in proc_root, or whose
  * pid now belongs to another start: their exits were never seen (filtered out, lost, or
  * before strata). Checks at most max processes, resuming where the last call stopped; stops

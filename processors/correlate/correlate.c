@@ -158,6 +158,16 @@ static st_key_value *kv_str(st_arena *a, const char *key, const char *s) {
         return kv;
 }
 
+/* A value that outlives every batch (a string literal): not copied. */
+static st_key_value *kv_static(st_arena *a, const char *key, const char *s) {
+        st_key_value *kv = kv_new(a, key);
+        if (!kv)
+                return NULL;
+        kv->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+        kv->value->string_value = (char *) s;
+        return kv;
+}
+
 static st_key_value *kv_int(st_arena *a, const char *key, int64_t i) {
         st_key_value *kv = kv_new(a, key);
         if (!kv)
@@ -226,41 +236,50 @@ static int put_int(st_arena *a, const st_resource *res, struct adds *ad, const c
 
 #define MAX_ADDS 12
 
-static int enrich_resource(struct correlate *p, st_arena *a, st_resource *res, uint32_t pid) {
-        struct st_process proc;
-        if (st_proctab_get(p->procs, pid, 0, &proc) < 0)
-                return 0;
-        st_key_value *added[MAX_ADDS];
-        struct adds ad = { .v = added };
-        int r = 0;
-        const struct st_container_ref *c = &proc.container;
-        if ((r = put_int(a, res, &ad, "process.parent_pid", proc.ppid)) < 0 ||
-            (r = put_str(a, res, &ad, "process.executable.name", NULL, proc.comm)) < 0 ||
-            (r = put_str(a, res, &ad, "process.executable.path", NULL, proc.exe)) < 0 ||
-            (r = put_str(a, res, &ad, "process.command_line", NULL, proc.cmdline)) < 0 ||
-            (r = put_int(a, res, &ad, "process.user.id", proc.uid)) < 0)
-                goto out;
+struct enrich_ctx {
+        st_arena *a;
+        st_resource *res;
+        struct adds ad;
+        int r;
+};
+
+/* Under the process table's read lock: copies straight into the batch's arena. */
+static void enrich_from(const struct st_process *proc, void *arg) {
+        struct enrich_ctx *e = arg;
+        st_arena *a = e->a;
+        st_resource *res = e->res;
+        struct adds *ad = &e->ad;
+        const struct st_container_ref *c = &proc->container;
+        if ((e->r = put_int(a, res, ad, "process.parent_pid", proc->ppid)) < 0 ||
+            (e->r = put_str(a, res, ad, "process.executable.name", NULL, proc->comm)) < 0 ||
+            (e->r = put_str(a, res, ad, "process.executable.path", NULL, proc->exe)) < 0 ||
+            (e->r = put_str(a, res, ad, "process.command_line", NULL, proc->cmdline)) < 0 ||
+            (e->r = put_int(a, res, ad, "process.user.id", proc->uid)) < 0)
+                return;
         if (st_container_known(c) &&
-            ((r = put_str(a, res, &ad, "container.id", "strata.claimed.container.id", c->id)) < 0 ||
-             (r = put_str(a, res, &ad, "container.runtime.name", NULL, c->runtime)) < 0 ||
-             (r = put_str(a, res, &ad, "k8s.pod.uid", "strata.claimed.k8s.pod.uid", c->pod_uid)) < 0))
-                goto out;
-        if (ad.n) {
-                st_key_value **v = st_arena_alloc(a, (res->n_attributes + ad.n) * sizeof(*v));
-                if (!v) {
-                        r = -ENOMEM;
-                        goto out;
-                }
+            ((e->r = put_str(a, res, ad, "container.id", "strata.claimed.container.id", c->id)) < 0 ||
+             (e->r = put_str(a, res, ad, "container.runtime.name", NULL, c->runtime)) < 0 ||
+             (e->r = put_str(a, res, ad, "k8s.pod.uid", "strata.claimed.k8s.pod.uid", c->pod_uid)) < 0))
+                return;
+}
+
+static int enrich_resource(struct correlate *p, st_arena *a, st_resource *res, uint32_t pid) {
+        st_key_value *added[MAX_ADDS];
+        struct enrich_ctx e = { .a = a, .res = res, .ad = { .v = added } };
+        if (st_proctab_with(p->procs, pid, 0, enrich_from, &e) < 0 || e.r < 0)
+                return e.r;
+        if (e.ad.n) {
+                st_key_value **v = st_arena_alloc(a, (res->n_attributes + e.ad.n) * sizeof(*v));
+                if (!v)
+                        return -ENOMEM;
                 if (res->n_attributes)
                         memcpy(v, res->attributes, res->n_attributes * sizeof(*v));
-                memcpy(v + res->n_attributes, added, ad.n * sizeof(*v));
+                memcpy(v + res->n_attributes, added, e.ad.n * sizeof(*v));
                 res->attributes = v;
-                res->n_attributes += ad.n;
+                res->n_attributes += e.ad.n;
                 st_tel_metric_add(p->m_enriched, 1);
         }
-out:
-        st_process_clear(&proc);
-        return r;
+        return 0;
 }
 
 static int enrich(struct correlate *p, st_batch *b) {
@@ -331,6 +350,13 @@ struct spawner {
         uint64_t at_unix_ns;
 };
 
+static void lineage(const struct st_process *proc, void *arg) {
+        struct spawner *sp = arg;
+        sp->ppid = proc->fork_tid ? proc->ppid : 0;
+        sp->tid = proc->fork_tid;
+        sp->at_unix_ns = proc->start_ns; /* boot time here; the caller converts */
+}
+
 static enum st_corr_method find(struct correlate *p, uint32_t pid, uint32_t tid, uint64_t t, struct spawner *sp,
                                 int64_t boot_to_unix, struct st_span_ref *ret, bool *ret_via_parent) {
         enum st_corr_method m = st_spanidx_find(p->idx, pid, tid, t, ret);
@@ -339,14 +365,9 @@ static enum st_corr_method find(struct correlate *p, uint32_t pid, uint32_t tid,
                 return m;
         /* a process spawned inside a span: the span of the parent's thread when it forked */
         if (!sp->known) {
-                struct st_process proc;
                 sp->known = true;
-                if (st_proctab_get(p->procs, pid, 0, &proc) == 0) {
-                        sp->ppid = proc.fork_tid ? proc.ppid : 0;
-                        sp->tid = proc.fork_tid;
-                        sp->at_unix_ns = (uint64_t) ((int64_t) proc.start_ns + boot_to_unix);
-                        st_process_clear(&proc);
-                }
+                if (st_proctab_with(p->procs, pid, 0, lineage, sp) == 0)
+                        sp->at_unix_ns = (uint64_t) ((int64_t) sp->at_unix_ns + boot_to_unix);
         }
         if (!sp->ppid)
                 return ST_CORR_NONE;
@@ -365,7 +386,7 @@ static int join_record(struct correlate *p, st_arena *a, st_log_record *lr, uint
         enum st_corr_method m = find(p, pid, (uint32_t) tid, lr->time_unix_nano, sp, boot_to_unix, &ref, &via_parent);
         st_tel_metric_add(m == ST_CORR_EXACT_THREAD ? p->m_exact : m == ST_CORR_PROCESS_TIME ? p->m_process : p->m_none, 1);
         st_key_value **v = st_arena_alloc(a, (lr->n_attributes + 2) * sizeof(*v));
-        st_key_value *mk = kv_str(a, "strata.correlation.method", st_corr_method_name(m));
+        st_key_value *mk = kv_static(a, "strata.correlation.method", st_corr_method_name(m));
         if (!v || !mk)
                 return -ENOMEM;
         if (lr->n_attributes)
