@@ -27,6 +27,7 @@
 #include "context_channel.h"
 #include "log.h"
 #include "process_table.h"
+#include "span_events.h"
 #include "span_index.h"
 
 struct correlate_cfg {
@@ -34,6 +35,7 @@ struct correlate_cfg {
         int64_t max_pending_records;
         uint64_t max_pending_bytes;
         bool enrich;
+        bool span_events;
         char *context_socket;
         char *context_socket_mode;
 };
@@ -48,6 +50,8 @@ static const struct st_cfg_field correlate_fields[] = {
           .def = "64MiB", .desc = "memory of the waiting batches at most; beyond, the oldest leave early (counted)" },
         { .name = "enrich", .type = ST_CFG_BOOL, .offset = offsetof(struct correlate_cfg, enrich), .def = "true",
           .desc = "add process.* and container.* resource attributes of observed processes from the process table" },
+        { .name = "span_events", .type = ST_CFG_BOOL, .offset = offsetof(struct correlate_cfg, span_events), .def = "false",
+          .desc = "also add each joined kernel event to its span as a span event (spans then wait twice join_window)" },
         { .name = "context_socket", .type = ST_CFG_STRING, .offset = offsetof(struct correlate_cfg, context_socket),
           .def = "", .desc = "Unix socket of the context channel (docs/context-channel.md); \"\" = off" },
         { .name = "context_socket_mode", .type = ST_CFG_STRING,
@@ -72,6 +76,8 @@ struct correlate {
         struct st_proctab *procs;
         struct st_spanidx *idx;
         struct st_ctxchan *chan;
+        struct st_spanev *events; /* span_events: joined kernel events waiting for their span */
+        int64_t window_ns;        /* how long a batch waits here */
 
         pthread_mutex_t lock; /* the window */
         pthread_cond_t cond;
@@ -81,7 +87,7 @@ struct correlate {
         bool stopping, timer_running;
         pthread_t timer;
 
-        struct st_tel_metric *m_exact, *m_process, *m_none, *m_early, *m_spans, *m_enriched, *m_pending;
+        struct st_tel_metric *m_exact, *m_process, *m_none, *m_early, *m_spans, *m_enriched, *m_pending, *m_span_events;
         _Atomic int64_t last_warn_ns;
 };
 
@@ -409,6 +415,9 @@ static int join_record(struct correlate *p, st_arena *a, st_log_record *lr, uint
                 memcpy(ids + 16, ref.span_id, 8);
                 lr->trace_id = (ProtobufCBinaryData) { 16, ids };
                 lr->span_id = (ProtobufCBinaryData) { 8, ids + 16 };
+                /* full or out of memory: the record still carries its span, counted there */
+                if (p->events)
+                        (void) st_spanev_add(p->events, ref.trace_id, ref.span_id, lr, st_now_ns());
         }
         return 0;
 }
@@ -437,6 +446,24 @@ static int join(struct correlate *p, st_batch *b) {
         return 0;
 }
 
+/* span_events: each span takes the kernel events joined to it. */
+static int attach(struct correlate *p, st_batch *b) {
+        st_traces_req *req = (st_traces_req *) b->req;
+        for (size_t i = 0; i < req->n_resource_spans; i++) {
+                st_resource_spans *rs = req->resource_spans[i];
+                for (size_t j = 0; j < rs->n_scope_spans; j++)
+                        for (size_t k = 0; k < rs->scope_spans[j]->n_spans; k++) {
+                                int n = st_spanev_attach(p->events, rs->scope_spans[j]->spans[k], &b->arena);
+                                if (n < 0)
+                                        return n;
+                                st_tel_metric_add(p->m_span_events, n);
+                        }
+        }
+        b->wire = NULL; /* changed */
+        b->wire_len = 0;
+        return 0;
+}
+
 /* --- the window ----------------------------------------------------------------------------------- */
 
 static void dropped(struct correlate *p, size_t items, int r) {
@@ -444,13 +471,13 @@ static void dropped(struct correlate *p, size_t items, int r) {
                 st_tel_add(&p->tel->sig[p->signal].dropped, items);
         int64_t now = st_now_ns(), last = atomic_load(&p->last_warn_ns);
         if (now - last >= ST_NS_PER_SEC && atomic_compare_exchange_strong(&p->last_warn_ns, &last, now))
-                st_warn(p->log_name, "dropped %zu log records after their join window: the next consumer refused them: %s",
-                        items, strerror(-r));
+                st_warn(p->log_name, "dropped %zu %s after their join window: the next consumer refused them: %s", items,
+                        st_signals[p->signal].item_name, strerror(-r));
 }
 
 /* Joins and sends a batch that left the window (consumes the reference). */
 static void release(struct correlate *p, st_batch *b) {
-        int r = join(p, b);
+        int r = p->signal == ST_TRACES ? attach(p, b) : join(p, b);
         if (r >= 0)
                 r = st_consume(&p->next, b);
         if (r < 0)
@@ -485,6 +512,8 @@ static void *timer_main(void *arg) {
                         break;
                 /* the span index forgets what no waiting event can need */
                 st_spanidx_tick(p->idx, (uint64_t) st_wall_ns());
+                if (p->events && p->signal == ST_TRACES)
+                        st_spanev_tick(p->events, st_now_ns());
                 int64_t wake = p->q_n ? p->q[p->q_head].due_ns : now + ST_NS_PER_SEC;
                 struct timespec ts = st_ns_to_timespec(st_wall_ns() + (wake - now));
                 pthread_cond_timedwait(&p->cond, &p->lock, &ts);
@@ -524,7 +553,7 @@ static int hold(struct correlate *p, st_batch *b) {
                 p->q_head = 0;
                 p->q_cap = cap;
         }
-        p->q[(p->q_head + p->q_n) % p->q_cap] = (struct held) { st_batch_ref(b), st_now_ns() + p->cfg->join_window, bytes };
+        p->q[(p->q_head + p->q_n) % p->q_cap] = (struct held) { st_batch_ref(b), st_now_ns() + p->window_ns, bytes };
         p->q_n++;
         p->pending_records += b->items;
         p->pending_bytes += bytes;
@@ -553,17 +582,19 @@ static int correlate_consume(void *self, st_batch *b) {
                         return -ENOMEM;
                 index_spans(p, req);
         }
-        if (p->cfg->enrich || p->signal == ST_LOGS) {
+        if (p->cfg->enrich || p->signal == ST_LOGS || p->events) {
                 if ((r = st_batch_writable(b, &w)) < 0)
                         return r;
                 b = w;
                 if (p->cfg->enrich && (r = enrich(p, b)) < 0)
                         goto out;
         }
-        if (p->signal == ST_LOGS && p->timer_running && joinable((const st_logs_req *) b->req)) {
+        if (p->timer_running && (p->signal == ST_TRACES || joinable((const st_logs_req *) b->req))) {
                 r = hold(p, b);
                 goto out;
         }
+        if (p->signal == ST_TRACES && p->events && (r = attach(p, b)) < 0)
+                goto out;
         if (p->signal == ST_LOGS && joinable((const st_logs_req *) b->req) && (r = join(p, b)) < 0)
                 goto out; /* not started (tests) or a zero window: join now */
         r = st_consume(&p->next, b);
@@ -593,6 +624,14 @@ static int correlate_create(const struct st_component_settings *set, const void 
                 return -ENOMEM;
         }
         st_spanidx_keep_at_least(p->idx, (uint64_t) c->join_window * 2 + 10 * (uint64_t) ST_NS_PER_SEC);
+        /* spans wait longer than kernel events: an event reaches its span's store only when it
+         * leaves its own window, and it may arrive up to one window after its span */
+        p->window_ns = p->signal == ST_TRACES ? 2 * c->join_window + ST_NS_PER_SEC : c->join_window;
+        if (c->span_events && p->signal != ST_METRICS && !(p->events = st_spanev_global())) {
+                free(p->log_name);
+                free(p);
+                return -ENOMEM;
+        }
         if (p->tel) {
                 p->m_exact = st_tel_metric(p->tel, "joined_exact_thread_total", "kernel events joined to a span of their thread", false);
                 p->m_process = st_tel_metric(p->tel, "joined_process_time_total", "kernel events joined to a span of their process (thread unknown)", false);
@@ -600,7 +639,9 @@ static int correlate_create(const struct st_component_settings *set, const void 
                 p->m_early = st_tel_metric(p->tel, "released_early_total", "log records that left the join window early (count or bytes limit)", false);
                 p->m_spans = st_tel_metric(p->tel, "spans_indexed_total", "spans of observed processes added to the span index", false);
                 p->m_enriched = st_tel_metric(p->tel, "resources_enriched_total", "resources given process or container attributes", false);
-                p->m_pending = st_tel_metric(p->tel, "pending_records", "log records waiting in the join window", true);
+                p->m_pending = st_tel_metric(p->tel, "pending_records", "records waiting in the join window", true);
+                if (p->events)
+                        p->m_span_events = st_tel_metric(p->tel, "span_events_total", "kernel events added to their spans as span events", false);
         }
         *ret = p;
         return 0;
@@ -612,7 +653,7 @@ static int correlate_start(void *self) {
         if (p->cfg->context_socket && *p->cfg->context_socket &&
             (r = st_ctxchan_acquire(p->cfg->context_socket, p->socket_mode, p->log_name, &p->chan)) < 0)
                 return r;
-        if (p->signal == ST_LOGS && p->cfg->join_window > 0) {
+        if ((p->signal == ST_LOGS || (p->signal == ST_TRACES && p->events)) && p->cfg->join_window > 0) {
                 r = -pthread_create(&p->timer, NULL, timer_main, p);
                 if (r < 0) {
                         st_error(p->log_name, "cannot start the join window's thread: %s", strerror(-r));

@@ -7,7 +7,8 @@
 // receiver and the correlate processor. At the sink, the exec and connect events must carry
 // that span's trace_id/span_id, the right pid and container, and the spans must be attributed
 // to the application by the kernel: SO_PEERCRED over the Unix socket, the kernel's connection
-// table over TCP — whatever process.pid the SDK claims (the app claims pid 1).
+// table over TCP — whatever process.pid the SDK claims (the app claims pid 1) — and, with
+// span_events, carry the events joined to them.
 
 const { describe, test } = require('node:test');
 const assert = require('node:assert');
@@ -101,7 +102,7 @@ for (const transport of ['unix', 'tcp']) {
         configure: (cfg) => {
           cfg.receivers.otlp.protocols.grpc.unix_socket = otlpSock;
           cfg.receivers.ebpf = { events: ['process', 'network'], flush_interval: '50ms' };
-          cfg.processors.correlate = { join_window: '1s', context_socket: ctxSock };
+          cfg.processors.correlate = { join_window: '1s', context_socket: ctxSock, span_events: true };
           cfg.service.pipelines.traces.processors = ['correlate', 'batch'];
           cfg.service.pipelines.logs = { receivers: ['ebpf'], processors: ['correlate', 'batch'], exporters: ['otlp'] };
           delete cfg.service.pipelines.metrics;
@@ -127,7 +128,7 @@ for (const transport of ['unix', 'tcp']) {
         const isConnect = (l) => ev(l) === 'network.connect' && str(attrs(l.resource.attributes)['process.pid']) === String(app.pid) &&
           str(attrs(l.log.attributes)['network.peer.port']) === String(port);
         await h.sink.waitFor((s) => s.logs().some(isExec) && s.logs().some(isConnect) &&
-          s.spans().some((sp) => sp.spanId === app.spanId), 15000, 'the exec, the connect and the span at the sink');
+          s.spans().some((sp) => sp.spanId === app.spanId), 20000, 'the exec, the connect and the span at the sink');
 
         const exec = h.sink.logs().find(isExec);
         const conn = h.sink.logs().find(isConnect);
@@ -158,6 +159,13 @@ for (const transport of ['unix', 'tcp']) {
         assert.strictEqual(ra['container.id'], container.id, 'span: container.id from the process table');
         assert.strictEqual(ra['k8s.pod.uid'], container.uid, 'span: k8s.pod.uid');
         assert.match(ra['process.executable.path'] || '', /node/, 'span: the executable from the process table');
+
+        // span_events: the span carries the kernel events joined to it
+        const names = (span.span.events || []).map((e) => e.name);
+        assert.ok(names.includes('process.exec'), `span events ${JSON.stringify(names)} lack process.exec`);
+        assert.ok(names.includes('network.connect'), `span events ${JSON.stringify(names)} lack network.connect`);
+        const ce = span.span.events.find((e) => e.name === 'network.connect');
+        assert.strictEqual(str(attrs(ce.attributes)['network.peer.port']), String(port));
       } catch (e) {
         for (const l of h.sink.logs()) {
           const la = attrs(l.log.attributes);

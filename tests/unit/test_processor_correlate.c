@@ -150,6 +150,7 @@ static void test_config(void **state) {
         expect_config_error(&st_processor_correlate, "context_socket: relative.sock\n", "context_socket");
         expect_config_error(&st_processor_correlate, "context_socket_mode: \"999\"\n", "context_socket_mode");
         expect_config_error(&st_processor_correlate, "span_evnts: true\n", "span_evnts");
+        expect_config_error(&st_processor_correlate, "span_events: maybe\n", "span_events");
 }
 
 /* Spans pass the traces instance into the index; kernel events wait in the logs instance's
@@ -298,6 +299,43 @@ static void test_enrichment(void **state) {
         harness_free(&tr);
 }
 
+/* span_events: a span waits (twice the window and a second), and leaves with the kernel
+ * events joined to it, oldest first, as span events. */
+static void test_span_events(void **state) {
+        (void) state;
+        struct harness tr, lg;
+        uint64_t t0 = 1700000100 * SEC;
+        harness_init(&tr, &st_processor_correlate, ST_TRACES, "join_window: 100ms\nspan_events: true\n");
+        harness_init(&lg, &st_processor_correlate, ST_LOGS, "join_window: 100ms\nspan_events: true\n");
+        assert_int_equal(tr.f->start(tr.inst), 0);
+        assert_int_equal(lg.f->start(lg.inst), 0);
+
+        consume(&tr, spans(APP_PID, "unix_peercred", 9, t0, t0 + SEC, APP_PID));
+        uint64_t times[] = { t0 + SEC / 2, t0 + SEC / 4, t0 + 2 * SEC };
+        consume(&lg, events(APP_PID, times, 3, APP_PID));
+        assert_int_equal(capture_count(&tr.cap), 0); /* the span waits */
+        wait_captured(&lg, 1);
+        wait_captured(&tr, 1);
+        const st_traces_req *req = (const st_traces_req *) st_batch_req(tr.cap.v[0]);
+        const st_span *sp = req->resource_spans[0]->scope_spans[0]->spans[0];
+        assert_int_equal(sp->n_events, 2); /* the third was after the span */
+        assert_string_equal(sp->events[0]->name, "network.connect");
+        assert_int_equal(sp->events[0]->time_unix_nano, t0 + SEC / 4);
+        assert_int_equal(sp->events[1]->time_unix_nano, t0 + SEC / 2);
+        const st_any_value *tid = attr_get(sp->events[0]->attributes, sp->events[0]->n_attributes, "thread.id");
+        assert_non_null(tid);
+        assert_int_equal(tid->int_value, APP_PID);
+        assert_string_equal(str_attr(sp->events[0]->attributes, sp->events[0]->n_attributes, "strata.correlation.method"),
+                            "exact_thread");
+        assert_int_equal(metric(&tr, "span_events_total"), 2);
+        assert_int_equal(tr.f->shutdown(tr.inst, 0), 0);
+        assert_int_equal(lg.f->shutdown(lg.inst, 0), 0);
+        free_metrics(&tr);
+        free_metrics(&lg);
+        harness_free(&tr);
+        harness_free(&lg);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_config),
@@ -305,6 +343,7 @@ int main(void) {
                 cmocka_unit_test(test_join_via_parent),
                 cmocka_unit_test(test_window_limits),
                 cmocka_unit_test(test_enrichment),
+                cmocka_unit_test(test_span_events),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
