@@ -22,6 +22,12 @@
 #include "otlp.h"
 
 typedef struct st_batch st_batch;
+
+enum st_pid_source {
+        ST_PIDS_CLAIMED,  /* as the sender wrote them: maybe another host's */
+        ST_PIDS_KERNEL,   /* the kernel's (ebpf receiver): records are kernel events */
+        ST_PIDS_OBSERVED, /* rewritten to the sender the kernel names (peer.h) */
+};
 struct st_batch {
         atomic_uint refs;
         enum st_signal signal;
@@ -32,6 +38,10 @@ struct st_batch {
         const uint8_t *wire;   /* serialized form (in arena), NULL when none or stale */
         size_t wire_len;
         bool concat;           /* content = borrowed[0..n) end to end (merged on the wire) */
+        /* Whose word the resources' process.pid is (enum st_pid_source): set by the receiver
+         * that observed it, kept by clones, lost when batches are merged. Not on the wire: a
+         * sender cannot claim it. */
+        uint8_t pid_source;
         st_arena arena;
         st_batch **borrowed;   /* batches whose memory this one uses (merged batches) */
         size_t n_borrowed, cap_borrowed;

@@ -227,38 +227,48 @@ static const char *cgroup2_mount(void) {
         return have_mount ? mount_buf : NULL;
 }
 
+static void cache_put(uint64_t cgroup_id, const struct st_container_ref *c) {
+        size_t i = slot_of(cgroup_id);
+        pthread_mutex_lock(&cache.lock);
+        cache.ids[i] = cgroup_id;
+        cache.refs[i] = *c;
+        pthread_mutex_unlock(&cache.lock);
+}
+
 int st_container_resolve(uint64_t cgroup_id, const char *proc_root, uint32_t pid, struct st_container_ref *ret) {
+        struct st_container_ref c;
+        const char *mount = cgroup2_mount();
+        char path[4096];
         bool v2 = false;
+        int r;
+
         if (cgroup_id) {
                 size_t i = slot_of(cgroup_id);
                 pthread_mutex_lock(&cache.lock);
                 bool hit = cache.ids[i] == cgroup_id;
                 if (hit)
-                        *ret = cache.refs[i];
+                        c = cache.refs[i];
                 pthread_mutex_unlock(&cache.lock);
-                if (hit)
+                if (hit) {
+                        *ret = c;
                         return 0;
-        }
-        struct st_container_ref c;
-        int r = of_pid(proc_root, pid, &c, &v2);
-        if (r < 0 && r != -ENOENT && cgroup_id) {
-                /* gone already (short-lived processes often are): the cgroup outlives them */
-                char path[4096];
-                const char *mount = cgroup2_mount();
-                if (mount && st_cgroup2_path_of_id(mount, cgroup_id, path, sizeof(path)) == 0) {
-                        r = st_container_from_path(path, &c);
-                        v2 = true;
+                }
+                /* the event's own cgroup, by id: right even when the process has exited, moved,
+                 * or its pid was reused since the event */
+                if (mount && st_cgroup2_path_of_id(mount, cgroup_id, path, sizeof(path)) == 0 &&
+                    st_container_from_path(path, &c) == 0) {
+                        cache_put(cgroup_id, &c);
+                        *ret = c;
+                        return 0;
                 }
         }
+        /* v1 lines (hybrid hosts whose engine uses v1 only), or no privilege to open by id */
+        r = of_pid(proc_root, pid, &c, &v2);
         if (r < 0)
                 return r;
-        if (cgroup_id && v2) {
-                size_t i = slot_of(cgroup_id);
-                pthread_mutex_lock(&cache.lock);
-                cache.ids[i] = cgroup_id;
-                cache.refs[i] = c;
-                pthread_mutex_unlock(&cache.lock);
-        }
+        if (cgroup_id && v2 && mount && st_cgroup2_path_of(proc_root, pid, path, sizeof(path)) == 0 &&
+            st_cgroup2_id(mount, path) == cgroup_id)
+                cache_put(cgroup_id, &c);
         *ret = c;
         return 0;
 }

@@ -1,6 +1,7 @@
 #include "context_channel.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "unix_socket.h"
 
 #define MAX_CONNS 1024
+#define MAX_SKEW_NS (UINT64_C(3600) * 1000000000)
 #define READ_RECORDS 64
 
 static uint32_t le32(const uint8_t *p) { return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24; }
@@ -67,15 +69,13 @@ int st_ctxchan_apply(struct st_spanidx *x, const uint8_t rec[ST_CTXCHAN_RECORD_S
                 snprintf(err, errlen, "record type %u (1 = span start, 2 = span end)", type);
                 return -EBADMSG;
         }
-        if (peer_pid && pid != peer_pid) {
-                /* the kernel knows who is at the other end; the record may be a forked
-                 * child's inherited connection or a lie */
+        if (!peer_pid || pid != peer_pid) {
+                /* The kernel says who is at the other end. Another pid is a forked child
+                 * writing on its parent's connection (it must connect on its own: its spans
+                 * are not its parent's), or a lie; no pid at all is a sender in a pid
+                 * namespace we cannot see. Either way the record says nothing we can trust. */
                 stats->pid_mismatch++;
-                if (pid != 0 && tid == pid)
-                        tid = peer_pid; /* "the main thread" */
-                else if (tid)
-                        tid = 0;        /* a thread of another process: unknown here */
-                pid = peer_pid;
+                return 0;
         }
         memcpy(ref.trace_id, rec + 24, 16);
         memcpy(ref.span_id, rec + 40, 8);
@@ -178,21 +178,31 @@ static bool on_readable(struct st_ctxchan *c, struct conn *k) {
                         return false;
                 k->fill += (size_t) n;
                 size_t whole = k->fill / ST_CTXCHAN_RECORD_SIZE * ST_CTXCHAN_RECORD_SIZE;
-                /* the clock first: every record of this read was received now */
+                /* the clock first: every record of this read was received now. A time more
+                 * than an hour from ours is a broken sender, not a clock to follow. */
                 int64_t now = st_wall_ns();
-                for (size_t off = 0; off < whole; off += ST_CTXCHAN_RECORD_SIZE)
-                        st_clock_align_note(&k->clock, now, (int64_t) le64(k->buf + off + 16));
-                int64_t align = st_clock_align_offset(&k->clock);
                 struct st_ctxchan_stats delta = { 0 };
                 bool ok = true;
                 char err[160];
-                for (size_t off = 0; off < whole && ok && x; off += ST_CTXCHAN_RECORD_SIZE)
-                        if (st_ctxchan_apply(x, k->buf + off, k->pid, align, &delta, err, sizeof(err)) < 0) {
-                                st_error(c->log, "context channel: sender pid %u: %s; closing its connection",
-                                         (unsigned) k->pid, err);
-                                delta.bad_records++;
+                for (size_t off = 0; off < whole && ok; off += ST_CTXCHAN_RECORD_SIZE) {
+                        uint64_t t = le64(k->buf + off + 16);
+                        if (t > (uint64_t) now + MAX_SKEW_NS || t + MAX_SKEW_NS < (uint64_t) now) {
+                                snprintf(err, sizeof(err), "record time %" PRIu64 " is more than an hour from strata's clock", t);
                                 ok = false;
+                                whole = off; /* the records before it are used */
+                        } else
+                                st_clock_align_note(&k->clock, now, (int64_t) t);
+                }
+                int64_t align = st_clock_align_offset(&k->clock);
+                for (size_t off = 0; off < whole && x; off += ST_CTXCHAN_RECORD_SIZE)
+                        if (st_ctxchan_apply(x, k->buf + off, k->pid, align, &delta, err, sizeof(err)) < 0) {
+                                ok = false;
+                                break;
                         }
+                if (!ok) {
+                        st_error(c->log, "context channel: sender pid %u: %s; closing its connection", (unsigned) k->pid, err);
+                        delta.bad_records++;
+                }
                 pthread_mutex_lock(&c->stats_lock);
                 c->stats.records += delta.records;
                 c->stats.bad_records += delta.bad_records;

@@ -19,11 +19,12 @@ struct st_ctxchan_stats {
         uint64_t connections;   /* accepted so far */
         uint64_t records;       /* applied */
         uint64_t bad_records;   /* refused (the connection was closed) */
-        uint64_t pid_mismatch;  /* records whose pid was not the sender's: the sender's was used */
+        uint64_t pid_mismatch;  /* records not applied: their pid was not the sender's, or the
+                                 * sender's pid is not visible from strata's pid namespace */
         uint64_t partial;       /* bytes of incomplete records at a connection's end */
 };
 
-/* Applies one record from peer_pid (0: unknown, the record's pid is used), its time moved by
+/* Applies one record from peer_pid (0: unknown: not applied, counted), its time moved by
  * clock_offset_ns (the sender's clock aligned to ours). -EBADMSG with the reason in err when
  * the record is not valid. */
 int st_ctxchan_apply(struct st_spanidx *x, const uint8_t rec[ST_CTXCHAN_RECORD_SIZE], uint32_t peer_pid,

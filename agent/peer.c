@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "otlp.h"
@@ -107,19 +108,20 @@ int st_conn_key_from_grpc_peer(const char *peer, struct st_conn_key *k) {
                 h = peer + 5;
                 end = strrchr(h, ':');
                 key.family = AF_INET;
-        } else if (strncmp(peer, "ipv6:[", 6) == 0) {
-                h = peer + 6;
-                end = strchr(h, ']');
-                if (!end || end[1] != ':')
-                        return -EINVAL;
+                port = end ? end + 1 : NULL;
+        } else if (strncmp(peer, "ipv6:[", 6) == 0 || strncasecmp(peer, "ipv6:%5B", 8) == 0) {
+                /* gRPC 1.51 percent-encodes the brackets: "ipv6:%5B::1%5D:5000" */
+                bool encoded = peer[5] == '%';
+                h = peer + (encoded ? 8 : 6);
+                end = encoded ? strcasestr(h, "%5D:") : strstr(h, "]:");
                 key.family = AF_INET6;
+                port = end ? end + (encoded ? 4 : 2) : NULL;
         } else
                 return -EINVAL;
         if (!end || (size_t) (end - h) >= sizeof(host))
                 return -EINVAL;
         memcpy(host, h, (size_t) (end - h));
         host[end - h] = '\0';
-        port = key.family == AF_INET ? end + 1 : end + 2;
         char *pe;
         unsigned long pn = strtoul(port, &pe, 10);
         if (*port == '\0' || *pe != '\0' || pn == 0 || pn > 65535)

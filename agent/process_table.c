@@ -184,6 +184,11 @@ out:
         return r;
 }
 
+void st_process_drop_sandbox(struct st_process *p) {
+        if (st_container_known(&p->container) && strcmp(p->comm, "pause") == 0)
+                p->container = (struct st_container_ref) { 0 };
+}
+
 int st_proctab_exec(struct st_proctab *t, const struct st_process *p) {
         struct st_process c;
         int r = copy_process(&c, p);
@@ -200,6 +205,7 @@ int st_proctab_exec(struct st_proctab *t, const struct st_process *p) {
                 if (!c.fork_tid)
                         c.fork_tid = e->p.fork_tid; /* who spawned it does not change at exec */
         }
+        st_process_drop_sandbox(&c);
         if (!e || !st_proc_same_start(e->p.start_ns, p->start_ns))
                 e = insert(s, p->pid);
         if (e) {
@@ -444,6 +450,7 @@ static int seed_one(struct st_proctab *t, const char *proc_root, uint32_t pid, c
         if (cg_mount && st_cgroup2_path_of(proc_root, pid, buf, sizeof(buf)) == 0)
                 p.cgroup_id = st_cgroup2_id(cg_mount, buf);
         st_container_of_pid(proc_root, pid, &p.container); /* no container: stays "" */
+        st_process_drop_sandbox(&p);
 
         struct shard *s = shard_of(t, pid);
         int r = 0;

@@ -34,10 +34,15 @@ struct st_process {
         bool from_proc;         /* learnt from /proc (seed), not from an exec event */
         uint32_t fork_tid;      /* the parent's thread that forked it (at start_ns), 0 when unknown */
         /* The container (and pod) the process runs in: from its cgroup at seed or exec,
-         * inherited from the parent at fork. container.id "" = none or not known. */
+         * inherited from the parent at fork. container.id "" = none or not known, or a pod's
+         * sandbox (the "pause" process), which is no container of the pod's. */
         struct st_container_ref container;
 };
 void st_process_clear(struct st_process *p); /* NULL-safe; frees exe and cmdline */
+/* A pod's sandbox ("pause") holds the pod's namespaces and runs none of its code: its process
+ * is attributed to no container, so that it is never taken for one of the pod's containers.
+ * Clears p's container when p is one. (The table applies it at seed and exec.) */
+void st_process_drop_sandbox(struct st_process *p);
 
 int st_proctab_new(struct st_proctab **ret);
 void st_proctab_free(struct st_proctab *t); /* NULL-safe */

@@ -120,13 +120,18 @@ int st_spanev_add(struct st_spanev *s, const uint8_t trace_id[16], const uint8_t
                 if (kv->value->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE)
                         bytes += strlen(kv->value->string_value) + 1;
         }
-        if (atomic_load(&s->n) >= s->max_events) {
+        /* the slot first: counting after inserting would let a concurrent attach count the
+         * event out before it was counted in */
+        if (atomic_fetch_add(&s->n, 1) >= s->max_events) {
+                atomic_fetch_sub(&s->n, 1);
                 atomic_fetch_add(&s->refused, 1);
                 return -ENOBUFS;
         }
         struct ev *e = malloc(sizeof(*e) + n * sizeof(struct attr) + bytes);
-        if (!e)
+        if (!e) {
+                atomic_fetch_sub(&s->n, 1);
                 return -ENOMEM;
+        }
         char *p = (char *) &e->attrs[n];
         memcpy(e->trace_id, trace_id, 16);
         memcpy(e->span_id, span_id, 8);
@@ -168,7 +173,6 @@ int st_spanev_add(struct st_spanev *s, const uint8_t trace_id[16], const uint8_t
         e->next = *chain_of(sh, h);
         *chain_of(sh, h) = e;
         pthread_mutex_unlock(&sh->lock);
-        atomic_fetch_add(&s->n, 1);
         return 0;
 }
 

@@ -150,13 +150,45 @@ static __always_inline void emit_conn(const struct sock *sk, struct sock_owner *
         st_emit(&ev, sizeof(ev), now);
 }
 
+static __always_inline bool v4mapped(const __u8 *a) {
+        for (int i = 0; i < 10; i++)
+                if (a[i])
+                        return false;
+        return a[10] == 0xff && a[11] == 0xff;
+}
+
+/* A connection to strata on this host: to a loopback address, or to the host's own address
+ * (a client port may be shared by connections to other hosts' same port: those are not
+ * strata's, and must not take its entry). */
+static __always_inline bool to_this_host(const struct sock_owner *o) {
+        const __u8 *r = o->remote_addr;
+        if (o->family == AF_INET || v4mapped(r)) {
+                const __u8 *r4 = o->family == AF_INET ? r : r + 12;
+                const __u8 *l4 = o->family == AF_INET ? o->local_addr : o->local_addr + 12;
+                return r4[0] == 127 || (r4[0] == l4[0] && r4[1] == l4[1] && r4[2] == l4[2] && r4[3] == l4[3]);
+        }
+        bool loopback = r[15] == 1, same = true;
+        for (int i = 0; i < 15; i++)
+                loopback = loopback && r[i] == 0;
+        for (int i = 0; i < 16; i++)
+                same = same && r[i] == o->local_addr[i];
+        return loopback || same;
+}
+
 static __always_inline void record_peer(const struct sock_owner *o) {
         struct st_peer_key k = {};
         struct st_peer_owner v = {};
+        if (!to_this_host(o))
+                return;
         k.family = o->family;
         k.client_port = o->local_port;
         k.server_port = o->remote_port;
-        __builtin_memcpy(k.client_addr, o->local_addr, sizeof(k.client_addr));
+        if (o->family == AF_INET6 && v4mapped(o->local_addr)) {
+                /* an IPv6 socket talking IPv4 (Java, .NET): receivers see an IPv4 client */
+                k.family = AF_INET;
+                __builtin_memcpy(k.client_addr, o->local_addr + 12, 4);
+        } else
+                __builtin_memcpy(k.client_addr, o->local_addr, sizeof(k.client_addr));
         v.pid = o->owner.pid;
         v.tid = o->owner.tid;
         v.uid = o->owner.uid;

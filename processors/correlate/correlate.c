@@ -85,6 +85,7 @@ struct correlate {
         size_t q_head, q_n, q_cap;
         size_t pending_records, pending_bytes;
         bool stopping, timer_running;
+        bool windowed; /* batches wait here: set once by start(), read by consume() */
         pthread_t timer;
 
         struct st_tel_metric *m_exact, *m_process, *m_none, *m_early, *m_spans, *m_enriched, *m_pending, *m_span_events;
@@ -183,10 +184,11 @@ static st_key_value *kv_int(st_arena *a, const char *key, int64_t i) {
         return kv;
 }
 
-/* The pid of a resource, when strata observed it (the kernel's, or a sender it attributed). */
-static bool observed_pid(const st_resource *res, uint32_t *ret) {
+/* The pid of a resource, when strata observed it: the kernel's records, or a sender the
+ * receiver attributed (the batch says so; an attribute could be forged or forwarded). */
+static bool observed_pid(const st_batch *b, const st_resource *res, uint32_t *ret) {
         int64_t pid;
-        if (!res || !kv_find(res->attributes, res->n_attributes, "strata.attribution.method") ||
+        if (b->pid_source == ST_PIDS_CLAIMED || !res ||
             !kv_int_of(res->attributes, res->n_attributes, "process.pid", &pid) || pid <= 0 || pid > UINT32_MAX)
                 return false;
         *ret = (uint32_t) pid;
@@ -293,7 +295,7 @@ static int enrich(struct correlate *p, st_batch *b) {
         for (size_t i = 0; i < st_req_n(s, b->req); i++) {
                 st_resource *res = st_res_resource(s, st_req_v(s, b->req)[i]);
                 uint32_t pid;
-                if (observed_pid(res, &pid)) {
+                if (observed_pid(b, res, &pid)) {
                         int r = enrich_resource(p, &b->arena, res, pid);
                         if (r < 0)
                                 return r;
@@ -304,28 +306,26 @@ static int enrich(struct correlate *p, st_batch *b) {
 
 /* --- spans into the index --------------------------------------------------------------------- */
 
-static void index_spans(struct correlate *p, const st_traces_req *req) {
+static void index_spans(struct correlate *p, const st_batch *b, const st_traces_req *req) {
         st_spanidx_tick(p->idx, (uint64_t) st_wall_ns());
         for (size_t i = 0; i < req->n_resource_spans; i++) {
                 const st_resource_spans *rs = req->resource_spans[i];
                 uint32_t pid;
-                if (!observed_pid(rs->resource, &pid))
+                if (!observed_pid(b, rs->resource, &pid))
                         continue;
                 for (size_t j = 0; j < rs->n_scope_spans; j++)
                         for (size_t k = 0; k < rs->scope_spans[j]->n_spans; k++) {
                                 const st_span *sp = rs->scope_spans[j]->spans[k];
                                 struct st_span_ref ref;
-                                int64_t tid = 0;
                                 if (sp->trace_id.len != 16 || sp->span_id.len != 8)
                                         continue;
                                 memcpy(ref.trace_id, sp->trace_id.data, 16);
                                 memcpy(ref.span_id, sp->span_id.data, 8);
-                                if (!kv_int_of(sp->attributes, sp->n_attributes, "thread.id", &tid) || tid < 0 ||
-                                    tid > UINT32_MAX)
-                                        tid = 0;
                                 uint64_t end = sp->end_time_unix_nano >= sp->start_time_unix_nano ? sp->end_time_unix_nano
                                                                                                  : sp->start_time_unix_nano;
-                                if (st_spanidx_add(p->idx, pid, (uint32_t) tid, sp->start_time_unix_nano, end, &ref) == 0)
+                                /* thread unknown: an SDK's thread.id is its language's thread (a JVM
+                                 * thread id, Python's get_ident()), not the kernel's tid */
+                                if (st_spanidx_add(p->idx, pid, 0, sp->start_time_unix_nano, end, &ref) == 0)
                                         st_tel_metric_add(p->m_spans, 1);
                         }
         }
@@ -335,12 +335,16 @@ static void index_spans(struct correlate *p, const st_traces_req *req) {
 
 static bool wants_join(const st_log_record *lr) { return lr->trace_id.len == 0; }
 
-/* Whether b holds kernel events to join (records of an observed process without a trace). */
-static bool joinable(const st_logs_req *req) {
+/* Whether b holds kernel events to join (the kernel receiver's records without a trace: an
+ * application's own logs are not joined by time, they carry their context or none). */
+static bool joinable(const st_batch *b) {
+        const st_logs_req *req = (const st_logs_req *) b->req;
+        if (b->pid_source != ST_PIDS_KERNEL)
+                return false;
         for (size_t i = 0; i < req->n_resource_logs; i++) {
                 const st_resource_logs *rl = req->resource_logs[i];
                 uint32_t pid;
-                if (!observed_pid(rl->resource, &pid))
+                if (!observed_pid(b, rl->resource, &pid))
                         continue;
                 for (size_t j = 0; j < rl->n_scope_logs; j++)
                         for (size_t k = 0; k < rl->scope_logs[j]->n_log_records; k++)
@@ -429,7 +433,7 @@ static int join(struct correlate *p, st_batch *b) {
                 st_resource_logs *rl = req->resource_logs[i];
                 struct spawner sp = { 0 };
                 uint32_t pid;
-                if (!observed_pid(rl->resource, &pid))
+                if (!observed_pid(b, rl->resource, &pid))
                         continue;
                 for (size_t j = 0; j < rl->n_scope_logs; j++)
                         for (size_t k = 0; k < rl->scope_logs[j]->n_log_records; k++) {
@@ -510,9 +514,9 @@ static void *timer_main(void *arg) {
                 }
                 if (p->stopping)
                         break;
-                /* the span index forgets what no waiting event can need */
+                /* the stores forget what no waiting record can need */
                 st_spanidx_tick(p->idx, (uint64_t) st_wall_ns());
-                if (p->events && p->signal == ST_TRACES)
+                if (p->events)
                         st_spanev_tick(p->events, st_now_ns());
                 int64_t wake = p->q_n ? p->q[p->q_head].due_ns : now + ST_NS_PER_SEC;
                 struct timespec ts = st_ns_to_timespec(st_wall_ns() + (wake - now));
@@ -576,11 +580,15 @@ static int correlate_consume(void *self, st_batch *b) {
         st_batch *w = NULL;
         int r;
 
+        /* housekeeping of the shared stores, at most once a second whoever calls */
+        st_spanidx_tick(p->idx, (uint64_t) st_wall_ns());
+        if (p->events)
+                st_spanev_tick(p->events, st_now_ns());
         if (p->signal == ST_TRACES) {
                 const st_traces_req *req = (const st_traces_req *) st_batch_req(b);
                 if (!req)
                         return -ENOMEM;
-                index_spans(p, req);
+                index_spans(p, b, req);
         }
         if (p->cfg->enrich || p->signal == ST_LOGS || p->events) {
                 if ((r = st_batch_writable(b, &w)) < 0)
@@ -589,14 +597,15 @@ static int correlate_consume(void *self, st_batch *b) {
                 if (p->cfg->enrich && (r = enrich(p, b)) < 0)
                         goto out;
         }
-        if (p->timer_running && (p->signal == ST_TRACES || joinable((const st_logs_req *) b->req))) {
-                r = hold(p, b);
+        bool kernel = p->signal == ST_LOGS && joinable(b);
+        if (p->windowed && (p->signal == ST_TRACES || kernel)) {
+                r = hold(p, b); /* after shutdown began, it joins and sends at once */
                 goto out;
         }
+        if (kernel && (r = join(p, b)) < 0)
+                goto out; /* a zero window: joined with what is known at once */
         if (p->signal == ST_TRACES && p->events && (r = attach(p, b)) < 0)
                 goto out;
-        if (p->signal == ST_LOGS && joinable((const st_logs_req *) b->req) && (r = join(p, b)) < 0)
-                goto out; /* not started (tests) or a zero window: join now */
         r = st_consume(&p->next, b);
 out:
         st_batch_unref(w);
@@ -660,6 +669,7 @@ static int correlate_start(void *self) {
                         return r;
                 }
                 p->timer_running = true;
+                p->windowed = true;
                 (void) pthread_setname_np(p->timer, "correlate");
         }
         return 0;

@@ -399,6 +399,7 @@ st_batch *krec_take(struct krec_builder *kb) {
         }
         req->resource_logs = rls;
         req->n_resource_logs = n;
+        b->pid_source = ST_PIDS_KERNEL;
         st_batch_recount(b);
         clear_groups(kb);
         kb->batch = NULL;

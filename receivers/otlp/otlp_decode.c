@@ -60,6 +60,8 @@ int otlprecv_deliver(struct otlprecv *r, st_batch *b, const struct st_peer *peer
                 ret = st_batch_writable(b, &w);
                 if (ret >= 0)
                         ret = st_peer_attribute(w, peer);
+                if (ret >= 0)
+                        w->pid_source = ST_PIDS_OBSERVED;
                 if (ret < 0) {
                         st_batch_unref(w);
                         if (tel)

@@ -473,10 +473,56 @@ static void attribution_case(int family) {
         close(ofd);
 }
 
+/* An IPv6 socket talking IPv4 (what Java and .NET clients do): the server sees an IPv4 client,
+ * and the kernel's entry must say so too. */
+static void attribution_mapped(void) {
+        struct harness h;
+        int port, lfd = listener(AF_INET, &port), sync[2];
+        rx_start(&h, "events: [network]\n");
+        st_conn_owner_watch_port((uint16_t) port, true);
+        assert_int_equal(pipe(sync), 0);
+        pid_t child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+                struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t) port) };
+                int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (inet_pton(AF_INET6, "::ffff:127.0.0.1", &a.sin6_addr) != 1 ||
+                    connect(fd, (struct sockaddr *) &a, sizeof(a)) < 0)
+                        _exit(1);
+                char c;
+                if (read(sync[0], &c, 1) < 0) /* hold the connection until the parent looked */
+                        _exit(3);
+                _exit(0);
+        }
+        int fd = accept(lfd, NULL, NULL);
+        assert_true(fd >= 0);
+        struct sockaddr_in sa;
+        socklen_t len = sizeof(sa);
+        assert_int_equal(getpeername(fd, (struct sockaddr *) &sa, &len), 0);
+        assert_int_equal(sa.sin_family, AF_INET);
+        struct st_conn_key k = { .family = AF_INET, .client_port = ntohs(sa.sin_port), .server_port = (uint16_t) port };
+        memcpy(k.client_addr, &sa.sin_addr, 4);
+        struct st_peer p;
+        assert_int_equal(st_peer_from_tcp(&k, &p), 0);
+        assert_int_equal(p.pid, child);
+        assert_int_equal(write(sync[1], "x", 1), 1);
+        int st;
+        assert_int_equal(waitpid(child, &st, 0), child);
+        assert_int_equal(WEXITSTATUS(st), 0);
+        st_conn_owner_watch_port((uint16_t) port, false);
+        rx_stop(&h);
+        rx_free(&h);
+        close(fd);
+        close(lfd);
+        close(sync[0]);
+        close(sync[1]);
+}
+
 static void test_sender_attribution(void **state) {
         REQUIRE_ROOT();
         attribution_case(AF_INET);
         attribution_case(AF_INET6);
+        attribution_mapped();
 }
 
 int main(void) {

@@ -254,6 +254,27 @@ static void test_concurrent(void **state) {
         st_proctab_free(r.t);
 }
 
+/* A pod's sandbox process is in no container; the pod's other processes are. */
+static void test_sandbox(void **state) {
+        (void) state;
+        struct st_proctab *t;
+        struct st_process p = { .pid = 700, .start_ns = 5 * tick() }, got;
+        assert_int_equal(st_proctab_new(&t), 0);
+        strcpy(p.comm, "pause");
+        strcpy(p.container.id, "3f4f1c1e4a6b5c2d8e7f90a1b2c3d4e5f60718293a4b5c6d7e8f9012a3b4c5d6");
+        assert_int_equal(st_proctab_exec(t, &p), 0);
+        assert_int_equal(st_proctab_get(t, 700, 0, &got), 0);
+        assert_false(st_container_known(&got.container));
+        st_process_clear(&got);
+        p.pid = 701;
+        strcpy(p.comm, "nginx");
+        assert_int_equal(st_proctab_exec(t, &p), 0);
+        assert_int_equal(st_proctab_get(t, 701, 0, &got), 0);
+        assert_string_equal(got.container.id, p.container.id);
+        st_process_clear(&got);
+        st_proctab_free(t);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_seed),
@@ -261,6 +282,7 @@ int main(void) {
                 cmocka_unit_test(test_lifecycle),
                 cmocka_unit_test(test_concurrent),
                 cmocka_unit_test(test_reconcile),
+                cmocka_unit_test(test_sandbox),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1262,7 +1262,13 @@ static void test_grpc_peer_strings(void **state) {
         assert_int_equal(k.family, AF_INET);
         assert_int_equal(k.client_addr[0], 127);
         assert_int_equal(k.client_port, 7000);
-        assert_int_equal(st_conn_key_from_grpc_peer("ipv6:%5B::1%5D:1", &k), -EINVAL);
+        assert_int_equal(st_conn_key_from_grpc_peer("ipv6:%5B::1%5D:8000", &k), 0); /* gRPC 1.51's form */
+        assert_int_equal(k.family, AF_INET6);
+        assert_int_equal(k.client_port, 8000);
+        assert_int_equal(k.client_addr[15], 1);
+        assert_int_equal(st_conn_key_from_grpc_peer("ipv6:%5B::ffff:127.0.0.1%5D:8001", &k), 0);
+        assert_int_equal(k.family, AF_INET);
+        assert_int_equal(st_conn_key_from_grpc_peer("ipv6:%5B::1:1", &k), -EINVAL);
         assert_int_equal(st_conn_key_from_grpc_peer("unix:/tmp/x", &k), -EINVAL);
         assert_int_equal(st_conn_key_from_grpc_peer("fd:7", &k), -EINVAL);
         assert_int_equal(st_conn_key_from_grpc_peer("ipv4:127.0.0.1:", &k), -EINVAL);
