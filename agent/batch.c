@@ -169,8 +169,10 @@ int st_batch_clone(const st_batch *b, st_batch **ret) {
         st_batch_pack(b, tmp);
         int r = st_batch_unpack(b->signal, tmp, n, ret);
         free(tmp);
-        if (r >= 0)
+        if (r >= 0) {
                 (*ret)->pid_source = b->pid_source;
+                memcpy((*ret)->peer_ip, b->peer_ip, sizeof(b->peer_ip));
+        }
         return r == -EBADMSG ? -EIO : r; /* we packed it ourselves: failing to read it back is a bug */
 }
 

@@ -42,6 +42,9 @@ struct st_batch {
          * that observed it, kept by clones, lost when batches are merged. Not on the wire: a
          * sender cannot claim it. */
         uint8_t pid_source;
+        /* The sender's IP address ("10.1.2.3", "fd00::5") when it came over TCP, "" otherwise:
+         * k8sattributes associates by it. Not on the wire either. */
+        char peer_ip[46];
         st_arena arena;
         st_batch **borrowed;   /* batches whose memory this one uses (merged batches) */
         size_t n_borrowed, cap_borrowed;

@@ -642,15 +642,15 @@ static int correlate_create(const struct st_component_settings *set, const void 
                 return -ENOMEM;
         }
         if (p->tel) {
-                p->m_exact = st_tel_metric(p->tel, "joined_exact_thread_total", "kernel events joined to a span of their thread", false);
-                p->m_process = st_tel_metric(p->tel, "joined_process_time_total", "kernel events joined to a span of their process (thread unknown)", false);
-                p->m_none = st_tel_metric(p->tel, "unjoined_total", "kernel events with no span active where and when they happened", false);
-                p->m_early = st_tel_metric(p->tel, "released_early_total", "log records that left the join window early (count or bytes limit)", false);
-                p->m_spans = st_tel_metric(p->tel, "spans_indexed_total", "spans of observed processes added to the span index", false);
-                p->m_enriched = st_tel_metric(p->tel, "resources_enriched_total", "resources given process or container attributes", false);
-                p->m_pending = st_tel_metric(p->tel, "pending_records", "records waiting in the join window", true);
+                p->m_exact = st_tel_metric(p->tel, "correlate_joined_exact_thread_total", "kernel events joined to a span of their thread", false);
+                p->m_process = st_tel_metric(p->tel, "correlate_joined_process_time_total", "kernel events joined to a span of their process (thread unknown)", false);
+                p->m_none = st_tel_metric(p->tel, "correlate_unjoined_total", "kernel events with no span active where and when they happened", false);
+                p->m_early = st_tel_metric(p->tel, "correlate_released_early_total", "log records that left the join window early (count or bytes limit)", false);
+                p->m_spans = st_tel_metric(p->tel, "correlate_spans_indexed_total", "spans of observed processes added to the span index", false);
+                p->m_enriched = st_tel_metric(p->tel, "correlate_resources_enriched_total", "resources given process or container attributes", false);
+                p->m_pending = st_tel_metric(p->tel, "correlate_pending_records", "records waiting in the join window", true);
                 if (p->events)
-                        p->m_span_events = st_tel_metric(p->tel, "span_events_total", "kernel events added to their spans as span events", false);
+                        p->m_span_events = st_tel_metric(p->tel, "correlate_span_events_total", "kernel events added to their spans as span events", false);
         }
         *ret = p;
         return 0;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -129,12 +130,11 @@ static void slot_request(struct slot *sl) {
 }
 
 /* Who sent the call: the credentials its Unix connection had at accept, or the kernel
- * receiver's owner of its TCP connection. */
-static void call_sender(struct slot *sl, struct st_peer *ret) {
+ * receiver's owner of its TCP connection; and, for TCP, from which address (into b). */
+static void call_sender(struct slot *sl, st_batch *b, struct st_peer *ret) {
         struct otlprecv_grpc *g = sl->g;
+        bool attribute = g->r->cfg->attribute_senders;
         *ret = (struct st_peer) { .method = ST_PEER_NONE };
-        if (!g->r->cfg->attribute_senders)
-                return;
         char *peer = grpc_call_get_peer(sl->call);
         struct st_conn_key k;
         if (!peer)
@@ -146,12 +146,14 @@ static void call_sender(struct slot *sl, struct st_peer *ret) {
                 char *end;
                 unsigned long fd = strtoul(peer + 3, &end, 10);
                 pthread_mutex_lock(&g->peers_lock);
-                if (*end == '\0' && fd < g->n_peers)
+                if (attribute && *end == '\0' && fd < g->n_peers)
                         *ret = g->peers[fd];
                 pthread_mutex_unlock(&g->peers_lock);
-        } else if (g->port && st_conn_key_from_grpc_peer(peer, &k) == 0) {
+        } else if (st_conn_key_from_grpc_peer(peer, &k) == 0) {
+                (void) inet_ntop(k.family, k.client_addr, b->peer_ip, sizeof(b->peer_ip));
                 k.server_port = (uint16_t) g->port;
-                (void) st_peer_from_tcp(&k, ret);
+                if (attribute && g->port)
+                        (void) st_peer_from_tcp(&k, ret);
         }
         gpr_free(peer);
 }
@@ -207,7 +209,7 @@ static enum otlprecv_outcome handle_export(struct slot *sl, char *msg, size_t ms
                 return otlprecv_outcome(s, r, msg, msglen);
 
         struct st_peer peer;
-        call_sender(sl, &peer);
+        call_sender(sl, b, &peer);
         r = otlprecv_deliver(g->r, b, &peer);
         st_batch_unref(b);
         if (r < 0)

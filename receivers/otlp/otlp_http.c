@@ -227,17 +227,18 @@ static enum MHD_Result send_status(struct MHD_Connection *c, const struct reques
 
 
 /* The process that sent this request: SO_PEERCRED on a Unix socket, the kernel receiver's
- * connection table for TCP from this host. Unknown (ST_PEER_NONE) otherwise. */
-static void sender(struct otlprecv_http *h, struct MHD_Connection *c, struct st_peer *ret) {
-        if (!h->r->cfg->attribute_senders)
-                return;
+ * connection table for TCP from this host. Unknown (ST_PEER_NONE) otherwise. For TCP, the
+ * sender's address goes into b. */
+static void sender(struct otlprecv_http *h, struct MHD_Connection *c, st_batch *b, struct st_peer *ret) {
+        bool attribute = h->r->cfg->attribute_senders;
         const union MHD_ConnectionInfo *fdi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         const union MHD_ConnectionInfo *ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         const struct sockaddr *sa = ai ? ai->client_addr : NULL;
         if (!fdi || !sa)
                 return;
         if (sa->sa_family == AF_UNIX) {
-                (void) st_peer_from_unix_fd(fdi->connect_fd, "/proc", ret);
+                if (attribute)
+                        (void) st_peer_from_unix_fd(fdi->connect_fd, "/proc", ret);
                 return;
         }
         struct st_conn_key k = { .family = sa->sa_family, .server_port = (uint16_t) h->port };
@@ -256,7 +257,9 @@ static void sender(struct otlprecv_http *h, struct MHD_Connection *c, struct st_
                         memcpy(k.client_addr, &in6->sin6_addr, 16);
         } else
                 return;
-        (void) st_peer_from_tcp(&k, ret);
+        (void) inet_ntop(k.family, k.client_addr, b->peer_ip, sizeof(b->peer_ip));
+        if (attribute)
+                (void) st_peer_from_tcp(&k, ret);
 }
 
 static enum MHD_Result answer(struct otlprecv_http *h, struct MHD_Connection *c, struct request *q) {
@@ -300,7 +303,7 @@ static enum MHD_Result answer(struct otlprecv_http *h, struct MHD_Connection *c,
                 return send_status(c, q, r == -EBADMSG ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_SERVICE_UNAVAILABLE, msg);
         }
         struct st_peer peer = { 0 };
-        sender(h, c, &peer);
+        sender(h, c, b, &peer);
         r = otlprecv_deliver(h->r, b, &peer);
         st_batch_unref(b);
         o = otlprecv_outcome(q->signal, r, msg, sizeof(msg));

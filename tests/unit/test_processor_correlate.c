@@ -192,10 +192,10 @@ static void test_join_after_window(void **state) {
         assert_string_equal(method, "exact_thread");
         assert_int_equal(joined(rec_of(out, 2), &method), 0);
         assert_string_equal(method, "none");
-        assert_int_equal(metric(&lg, "joined_exact_thread_total"), 1);
-        assert_int_equal(metric(&lg, "joined_process_time_total"), 1);
-        assert_int_equal(metric(&lg, "unjoined_total"), 1);
-        assert_int_equal(metric(&tr, "spans_indexed_total"), 1);
+        assert_int_equal(metric(&lg, "correlate_joined_exact_thread_total"), 1);
+        assert_int_equal(metric(&lg, "correlate_joined_process_time_total"), 1);
+        assert_int_equal(metric(&lg, "correlate_unjoined_total"), 1);
+        assert_int_equal(metric(&tr, "correlate_spans_indexed_total"), 1);
 
         /* spans of a pid the sender only claimed (no attribution) are not indexed */
         consume(&tr, spans(OTHER_PID, NULL, 3, t0, t0 + 2 * SEC, 0));
@@ -253,13 +253,13 @@ static void test_window_limits(void **state) {
         assert_int_equal(capture_count(&lg.cap), 0);
         consume(&lg, events(APP_PID, t, 1, 1));
         assert_int_equal(capture_count(&lg.cap), 1);
-        assert_int_equal(metric(&lg, "released_early_total"), 1);
-        assert_int_equal(metric(&lg, "pending_records"), 2);
+        assert_int_equal(metric(&lg, "correlate_released_early_total"), 1);
+        assert_int_equal(metric(&lg, "correlate_pending_records"), 2);
         /* a refusing next consumer: counted as dropped */
         lg.cap.ret = -ENOBUFS;
         assert_int_equal(lg.f->shutdown(lg.inst, 0), 0);
         assert_int_equal(lg.tel.sig[ST_LOGS].dropped, 2);
-        assert_int_equal(metric(&lg, "pending_records"), 0);
+        assert_int_equal(metric(&lg, "correlate_pending_records"), 0);
         /* after shutdown: joined and passed on at once */
         lg.cap.ret = 0;
         consume(&lg, events(APP_PID, t, 1, 1));
@@ -338,7 +338,7 @@ static void test_span_events(void **state) {
         assert_int_equal(tid->int_value, APP_PID);
         assert_string_equal(str_attr(sp->events[0]->attributes, sp->events[0]->n_attributes, "strata.correlation.method"),
                             "process_time"); /* an OTLP span: its thread is not known */
-        assert_int_equal(metric(&tr, "span_events_total"), 2);
+        assert_int_equal(metric(&tr, "correlate_span_events_total"), 2);
         assert_int_equal(tr.f->shutdown(tr.inst, 0), 0);
         assert_int_equal(lg.f->shutdown(lg.inst, 0), 0);
         free_metrics(&tr);

@@ -1,0 +1,343 @@
+/* The k8s receiver: the Kubernetes API poller. Lists this node's pods, then watches them, and
+ * keeps the context store's pod cache (pod_cache.h) current; the k8sattributes processor
+ * enriches records from it.
+ *
+ * One thread: list (in pages) → replace the cache → watch from the list's resourceVersion →
+ * apply events → when the server ends the stream, watch again from the last resourceVersion
+ * (moved by events and bookmarks); 410 Gone → relist; errors → back off (exponential with
+ * jitter, 1 s to 30 s) and try again. The bearer token is re-read for every request. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "component.h"
+#include "doctor.h"
+#include "k8s_api.h"
+#include "k8s_pod.h"
+#include "log.h"
+#include "pod_cache.h"
+
+#define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+#define BACKOFF_MIN_NS (INT64_C(1) * ST_NS_PER_SEC)
+#define BACKOFF_MAX_NS (INT64_C(30) * ST_NS_PER_SEC)
+
+struct k8s_extract_cfg {
+        struct st_strv labels, annotations;
+};
+
+struct k8s_cfg {
+        char *api_server;
+        char *token_file;
+        char *ca_file;
+        bool insecure_skip_verify;
+        char *node;
+        int64_t page_size;
+        int64_t watch_timeout;
+        struct k8s_extract_cfg extract;
+};
+
+static const struct st_cfg_field extract_fields[] = {
+        { .name = "labels", .type = ST_CFG_STRINGS, .offset = offsetof(struct k8s_extract_cfg, labels),
+          .desc = "pod labels to keep (emitted as k8s.pod.label.<key>)" },
+        { .name = "annotations", .type = ST_CFG_STRINGS, .offset = offsetof(struct k8s_extract_cfg, annotations),
+          .desc = "pod annotations to keep (emitted as k8s.pod.annotation.<key>)" },
+        ST_CFG_END,
+};
+
+static const struct st_cfg_field k8s_fields[] = {
+        { .name = "api_server", .type = ST_CFG_STRING, .offset = offsetof(struct k8s_cfg, api_server), .def = "",
+          .desc = "https://host:port of the API; \"\" = in-cluster (KUBERNETES_SERVICE_HOST and _PORT)" },
+        { .name = "token_file", .type = ST_CFG_STRING, .offset = offsetof(struct k8s_cfg, token_file),
+          .def = SA_DIR "/token", .desc = "bearer token, re-read for every request (\"\" = none)" },
+        { .name = "ca_file", .type = ST_CFG_STRING, .offset = offsetof(struct k8s_cfg, ca_file), .def = SA_DIR "/ca.crt",
+          .desc = "CA bundle that signed the API server's certificate (\"\" = the system's)" },
+        { .name = "insecure_skip_verify", .type = ST_CFG_BOOL, .offset = offsetof(struct k8s_cfg, insecure_skip_verify),
+          .def = "false", .desc = "do not verify the API server's certificate (never in production)" },
+        { .name = "node", .type = ST_CFG_STRING, .offset = offsetof(struct k8s_cfg, node), .def = "",
+          .desc = "only the pods of this node; \"\" = $NODE_NAME (the downward API's spec.nodeName) when set; \"*\" = every pod of the cluster" },
+        { .name = "page_size", .type = ST_CFG_INT, .offset = offsetof(struct k8s_cfg, page_size), .def = "500", .min = 1,
+          .max = 10000, .desc = "pods per list page (limit=, then continue=)" },
+        { .name = "watch_timeout", .type = ST_CFG_DURATION, .offset = offsetof(struct k8s_cfg, watch_timeout),
+          .def = "5m", .desc = "how long one watch request lasts before it is renewed (timeoutSeconds)" },
+        { .name = "extract", .type = ST_CFG_SECTION, .offset = offsetof(struct k8s_cfg, extract), .sub = extract_fields,
+          .desc = "what to keep of each pod beyond names, ids, IPs, owners and containers" },
+        ST_CFG_END,
+};
+
+struct k8s_receiver {
+        struct st_component_settings set;
+        const struct k8s_cfg *cfg;
+        struct k8s_conn conn;
+        struct k8s_extract x;
+        struct st_pod_cache *cache;
+        pthread_t thread;
+        bool running;
+        atomic_bool stop;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct st_tel_metric *m_pods, *m_bytes, *m_lists, *m_watches, *m_events, *m_errors, *m_bad_pods;
+};
+
+static int k8s_validate(const void *cfg, struct st_cfg_ctx *ctx) {
+        const struct k8s_cfg *c = cfg;
+        if (c->api_server && *c->api_server && strncmp(c->api_server, "https://", 8) != 0 &&
+            strncmp(c->api_server, "http://", 7) != 0) {
+                st_cfg_errorf(ctx, "api_server", "'%s' is not an https:// URL", c->api_server);
+                return -EINVAL;
+        }
+        if (c->watch_timeout < ST_NS_PER_SEC) {
+                st_cfg_errorf(ctx, "watch_timeout", "must be at least 1s");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int k8s_create(const struct st_component_settings *set, const void *cfg, void **ret) {
+        const struct k8s_cfg *c = cfg;
+        struct k8s_receiver *r = calloc(1, sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        r->set = *set;
+        r->cfg = c;
+        r->cache = st_pod_cache_global();
+        if (!r->cache) {
+                free(r);
+                return -ENOMEM;
+        }
+        atomic_init(&r->stop, false);
+        pthread_mutex_init(&r->lock, NULL);
+        pthread_cond_init(&r->cond, NULL);
+        r->x = (struct k8s_extract) { .labels = c->extract.labels.v, .n_labels = c->extract.labels.n,
+                                      .annotations = c->extract.annotations.v, .n_annotations = c->extract.annotations.n };
+        r->m_pods = st_tel_metric(set->tel, "k8s_pods", "Pods in the cache.", true);
+        r->m_bytes = st_tel_metric(set->tel, "k8s_pod_cache_bytes", "Memory the cached pods take.", true);
+        r->m_lists = st_tel_metric(set->tel, "k8s_lists_total", "Complete pod lists (start-up and relists).", false);
+        r->m_watches = st_tel_metric(set->tel, "k8s_watches_total", "Watch requests made.", false);
+        r->m_events = st_tel_metric(set->tel, "k8s_watch_events_total", "Pod watch events applied.", false);
+        r->m_errors = st_tel_metric(set->tel, "k8s_errors_total", "Failed list and watch requests.", false);
+        r->m_bad_pods = st_tel_metric(set->tel, "k8s_bad_pods_total", "Pod objects that could not be read (left out).", false);
+        *ret = r;
+        return 0;
+}
+
+/* --- the loop ---------------------------------------------------------------------------------- */
+
+static void gauges(struct k8s_receiver *r) {
+        st_tel_metric_set(r->m_pods, (int64_t) st_pod_cache_size(r->cache));
+        st_tel_metric_set(r->m_bytes, (int64_t) st_pod_cache_bytes(r->cache));
+}
+
+/* Sleeps (interruptibly) and doubles the delay, with jitter. false when stopping. */
+static bool backoff(struct k8s_receiver *r, int64_t *delay) {
+        int64_t d = *delay / 2 + (int64_t) ((uint64_t) rand() % (uint64_t) (*delay / 2 + 1));
+        struct timespec ts = st_ns_to_timespec(st_wall_ns() + d);
+        pthread_mutex_lock(&r->lock);
+        while (!atomic_load(&r->stop) && pthread_cond_timedwait(&r->cond, &r->lock, &ts) == 0)
+                ;
+        pthread_mutex_unlock(&r->lock);
+        *delay = *delay * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : *delay * 2;
+        return !atomic_load(&r->stop);
+}
+
+struct listing {
+        struct k8s_receiver *r;
+        struct st_pod **v;
+        size_t n, cap;
+};
+
+static int on_listed(void *ctx, json_object *obj) {
+        struct listing *l = ctx;
+        char err[256];
+        struct st_pod *p;
+        int e = k8s_pod_from_json(obj, &l->r->x, &p, err, sizeof(err));
+        if (e == -EBADMSG) {
+                /* one bad pod does not stop the others, nor poison the cache */
+                st_warn(l->r->set.log_name, "a listed pod cannot be read: %s, leaving it out", err);
+                st_tel_metric_add(l->r->m_bad_pods, 1);
+                return 0;
+        }
+        if (e < 0)
+                return e;
+        if (l->n == l->cap) {
+                size_t cap = l->cap ? 2 * l->cap : 256;
+                struct st_pod **v = realloc(l->v, cap * sizeof(*v));
+                if (!v) {
+                        st_pod_free(p);
+                        return -ENOMEM;
+                }
+                l->v = v;
+                l->cap = cap;
+        }
+        l->v[l->n++] = p;
+        return 0;
+}
+
+static int on_event(void *ctx, const char *type, json_object *obj) {
+        struct k8s_receiver *r = ctx;
+        char err[256];
+        st_tel_metric_add(r->m_events, 1);
+        if (strcmp(type, "DELETED") == 0) {
+                json_object *meta = NULL, *uid = NULL;
+                if (json_object_object_get_ex(obj, "metadata", &meta) && json_object_object_get_ex(meta, "uid", &uid) &&
+                    json_object_is_type(uid, json_type_string))
+                        (void) st_pod_cache_delete(r->cache, json_object_get_string(uid));
+                gauges(r);
+                return 0;
+        }
+        struct st_pod *p;
+        int e = k8s_pod_from_json(obj, &r->x, &p, err, sizeof(err));
+        if (e < 0) {
+                st_warn(r->set.log_name, "a %s pod cannot be read: %s, ignoring", type, err);
+                st_tel_metric_add(r->m_bad_pods, 1);
+                return e;
+        }
+        e = st_pod_cache_put(r->cache, p);
+        gauges(r);
+        return e;
+}
+
+static void *run(void *arg) {
+        struct k8s_receiver *r = arg;
+        char err[512];
+        char *rv = NULL;
+        int64_t delay = BACKOFF_MIN_NS;
+        bool listed_once = false;
+
+        while (!atomic_load(&r->stop)) {
+                struct listing l = { .r = r };
+                int e = k8s_list_pods(&r->conn, on_listed, &l, &rv, err, sizeof(err));
+                if (e == -ECANCELED) {
+                        for (size_t i = 0; i < l.n; i++)
+                                st_pod_free(l.v[i]);
+                        free(l.v);
+                        break;
+                }
+                if (e < 0) {
+                        for (size_t i = 0; i < l.n; i++)
+                                st_pod_free(l.v[i]);
+                        free(l.v);
+                        st_tel_metric_add(r->m_errors, 1);
+                        st_warn(r->set.log_name, "cannot list pods from %s: %s; retrying", r->conn.server, err);
+                        if (!backoff(r, &delay))
+                                break;
+                        continue;
+                }
+                e = st_pod_cache_replace(r->cache, l.v, l.n);
+                free(l.v);
+                st_tel_metric_add(r->m_lists, 1);
+                gauges(r);
+                if (e < 0)
+                        st_warn(r->set.log_name, "the pod cache is incomplete: %s", strerror(-e));
+                st_log(listed_once ? ST_LOG_INFO : ST_LOG_INFO, r->set.log_name, "%s %zu pods%s%s (resourceVersion %s)",
+                       listed_once ? "relisted" : "listed", st_pod_cache_size(r->cache), *r->conn.node ? " of node " : "",
+                       r->conn.node, rv);
+                listed_once = true;
+                delay = BACKOFF_MIN_NS;
+
+                for (;;) {
+                        st_tel_metric_add(r->m_watches, 1);
+                        enum k8s_watch_end end = k8s_watch_pods(&r->conn, &rv, on_event, r, err, sizeof(err));
+                        if (end == K8S_WATCH_STOPPED || atomic_load(&r->stop))
+                                goto out;
+                        if (end == K8S_WATCH_TIMEOUT) {
+                                delay = BACKOFF_MIN_NS;
+                                continue;
+                        }
+                        if (end == K8S_WATCH_GONE) {
+                                st_info(r->set.log_name, "watch: resourceVersion %s is gone (410), relisting", rv);
+                                break;
+                        }
+                        st_tel_metric_add(r->m_errors, 1);
+                        st_warn(r->set.log_name, "watch failed: %s; retrying", err);
+                        if (!backoff(r, &delay))
+                                goto out;
+                }
+        }
+out:
+        free(rv);
+        return NULL;
+}
+
+static int k8s_start(void *self) {
+        struct k8s_receiver *r = self;
+        const struct k8s_cfg *c = r->cfg;
+        char server[512];
+        if (c->api_server && *c->api_server)
+                snprintf(server, sizeof(server), "%s", c->api_server);
+        else {
+                const char *host = getenv("KUBERNETES_SERVICE_HOST"), *port = getenv("KUBERNETES_SERVICE_PORT");
+                if (!host || !*host) {
+                        st_error(r->set.log_name, "not in a pod (KUBERNETES_SERVICE_HOST is not set) and no api_server configured");
+                        return -EINVAL;
+                }
+                snprintf(server, sizeof(server), strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host,
+                         port && *port ? port : "443");
+        }
+        size_t n = strlen(server);
+        while (n && server[n - 1] == '/')
+                server[--n] = '\0';
+        const char *node = c->node && *c->node ? c->node : getenv("NODE_NAME");
+        if (!node || strcmp(node, "*") == 0)
+                node = "";
+        r->conn = (struct k8s_conn) { .server = strdup(server), .token_file = c->token_file, .ca_file = c->ca_file,
+                                      .insecure = c->insecure_skip_verify, .node = (char *) node,
+                                      .page_size = c->page_size, .watch_timeout_s = c->watch_timeout / ST_NS_PER_SEC,
+                                      .stop = &r->stop };
+        if (!r->conn.server)
+                return -ENOMEM;
+        int e = -pthread_create(&r->thread, NULL, run, r);
+        if (e < 0) {
+                st_error(r->set.log_name, "cannot start the API thread: %s", strerror(-e));
+                return e;
+        }
+        r->running = true;
+        (void) pthread_setname_np(r->thread, "k8s-watch");
+        st_info(r->set.log_name, "watching pods%s%s at %s", *r->conn.node ? " of node " : "", r->conn.node, r->conn.server);
+        return 0;
+}
+
+static int k8s_shutdown(void *self, int64_t deadline_ns) {
+        struct k8s_receiver *r = self;
+        (void) deadline_ns;
+        if (!r || !r->running)
+                return 0;
+        pthread_mutex_lock(&r->lock);
+        atomic_store(&r->stop, true); /* aborts the transfer underway (progress callback) */
+        pthread_cond_broadcast(&r->cond);
+        pthread_mutex_unlock(&r->lock);
+        pthread_join(r->thread, NULL);
+        r->running = false;
+        return 0;
+}
+
+static void k8s_destroy(void *self) {
+        struct k8s_receiver *r = self;
+        if (!r)
+                return;
+        k8s_shutdown(r, 0);
+        free(r->conn.server);
+        pthread_mutex_destroy(&r->lock);
+        pthread_cond_destroy(&r->cond);
+        free(r);
+}
+
+const struct st_factory st_receiver_k8s = {
+        .type = "k8s",
+        .kind = ST_RECEIVER,
+        .signals = ST_SIG_BIT(ST_LOGS),
+        .description = "pods of this node from the Kubernetes API (list, then watch) into the pod cache that k8sattributes reads",
+        .config_size = sizeof(struct k8s_cfg),
+        .config = k8s_fields,
+        .validate = k8s_validate,
+        .create = k8s_create,
+        .start = k8s_start,
+        .shutdown = k8s_shutdown,
+        .destroy = k8s_destroy,
+};

@@ -1,0 +1,39 @@
+/* The Kubernetes API, as the k8s receiver uses it: list pods in pages, then watch them from
+ * the list's resourceVersion. libcurl over HTTPS (HTTP/2 where the server offers it), the
+ * bearer token re-read from its file on every request (service account tokens rotate). */
+#pragma once
+#include <json-c/json.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct k8s_conn {
+        char *server;      /* "https://10.96.0.1:443" */
+        char *token_file;  /* "" = no token */
+        char *ca_file;     /* "" = the system's CAs */
+        bool insecure;     /* no TLS verification (tests, never production) */
+        char *node;        /* only pods of this node; "" = all */
+        int64_t page_size;
+        int64_t watch_timeout_s;
+        atomic_bool *stop; /* aborts a transfer underway */
+};
+
+/* Calls fn for each pod object of every page, then returns the list's resourceVersion in
+ * *ret_rv (malloc'd). -EIO with the reason in err (HTTP status and the API's message, or
+ * curl's), -EBADMSG for a response that is not a PodList, -ECANCELED when stopped. */
+int k8s_list_pods(const struct k8s_conn *c, int (*fn)(void *ctx, json_object *pod), void *ctx, char **ret_rv,
+                  char *err, size_t errlen);
+
+enum k8s_watch_end {
+        K8S_WATCH_TIMEOUT, /* the server ended the stream (its timeout): watch again from rv */
+        K8S_WATCH_GONE,    /* 410 Gone (HTTP, or an ERROR event): the rv is too old, relist */
+        K8S_WATCH_FAILED,  /* an error (in err): back off, watch again */
+        K8S_WATCH_STOPPED,
+};
+
+/* Watches pods from *rv (updated as events and bookmarks come). fn gets each event's type
+ * ("ADDED", "MODIFIED", "DELETED") and object; bookmarks only move *rv. */
+enum k8s_watch_end k8s_watch_pods(const struct k8s_conn *c, char **rv,
+                                  int (*fn)(void *ctx, const char *type, json_object *pod), void *ctx, char *err,
+                                  size_t errlen);

@@ -1,0 +1,205 @@
+'use strict';
+// A Kubernetes API server for tests, speaking the wire format of the real one for pods:
+//
+//   GET /api/v1/pods?fieldSelector=spec.nodeName%3DN&limit=L[&continue=T]
+//       → a v1 PodList, paged (metadata.continue), with the list's resourceVersion
+//   GET /api/v1/pods?watch=1&resourceVersion=RV&allowWatchBookmarks=true&timeoutSeconds=S
+//       → a chunked stream of {"type":…,"object":…} lines: ADDED, MODIFIED, DELETED, BOOKMARK,
+//         ERROR (410 Expired when RV is older than what it remembers); written in pieces split
+//         at arbitrary bytes, as proxies and HTTP/2 gateways do
+//   Authorization: Bearer <token> checked on every request (401 Status otherwise)
+//
+// Over HTTPS with a certificate of a CA generated for the test (openssl).
+
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const https = require('node:https');
+const { execFileSync } = require('node:child_process');
+
+function makeCA(dir) {
+  const run = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2',
+    '-subj', '/CN=strata-test-ca');
+  run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=kube-apiserver');
+  fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt',
+    '-days', '2', '-extfile', 'ext.cnf');
+  return { ca: path.join(dir, 'ca.crt'), key: fs.readFileSync(path.join(dir, 'server.key')), cert: fs.readFileSync(path.join(dir, 'server.crt')) };
+}
+
+function status(code, reason, message) {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
+}
+
+class KubeApiServer {
+  constructor() {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-kube-'));
+    this.tokenFile = path.join(this.dir, 'token');
+    this.token = 'token-1';
+    fs.writeFileSync(this.tokenFile, `${this.token}\n`);
+    this.pods = new Map();      // uid → pod
+    this.rv = 1000;             // the last resourceVersion
+    this.events = [];           // { rv, type, object }
+    this.oldestRv = 1000;       // watches from before this get 410
+    this.watchers = new Set();
+    this.counts = { lists: 0, listPages: 0, watches: 0, unauthorized: 0 };
+    this.goneAsHttp = false;    // 410 as an HTTP status instead of an ERROR event
+    this.rawEvents = [];        // lines to send as they are (bad JSON tests)
+  }
+
+  async start() {
+    const tls = makeCA(this.dir);
+    this.caFile = tls.ca;
+    this.server = https.createServer({ key: tls.key, cert: tls.cert }, (req, res) => this.handle(req, res));
+    await new Promise((r) => this.server.listen(0, '127.0.0.1', r));
+    this.url = `https://127.0.0.1:${this.server.address().port}`;
+    return this;
+  }
+
+  async stop() {
+    for (const w of this.watchers) w.res.destroy();
+    this.watchers.clear();
+    await new Promise((r) => this.server.close(r));
+    this.server.closeAllConnections?.();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  rotateToken(token) {
+    this.token = token;
+    fs.writeFileSync(this.tokenFile, `${token}\n`);
+  }
+
+  // --- state changes (each one an event) ---------------------------------------------------
+
+  record(type, pod) {
+    this.rv += 1;
+    const object = JSON.parse(JSON.stringify(pod));
+    object.metadata.resourceVersion = String(this.rv);
+    if (type === 'DELETED') this.pods.delete(pod.metadata.uid);
+    else this.pods.set(pod.metadata.uid, object);
+    const ev = { rv: this.rv, type, object };
+    this.events.push(ev);
+    for (const w of this.watchers) this.send(w, ev);
+  }
+
+  add(pod) { this.record('ADDED', pod); }
+  modify(pod) { this.record('MODIFIED', pod); }
+  remove(uid) { this.record('DELETED', this.pods.get(uid)); }
+  /** A change no watcher hears of (it happened while they were away). */
+  silentRemove(uid) { this.rv += 1; this.pods.delete(uid); }
+  bookmark() {
+    this.rv += 1;
+    for (const w of this.watchers) this.send(w, { type: 'BOOKMARK', object: { kind: 'Pod', apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) } } });
+  }
+  /** Forgets the event history: watches from older resourceVersions get 410. */
+  compact() { this.oldestRv = this.rv; this.events = []; }
+  /** Drops every watch connection (a load balancer or the server restarting). */
+  dropWatches() { for (const w of this.watchers) w.res.destroy(); this.watchers.clear(); }
+  /** A line that is not what it should be, to every watcher. */
+  sendRaw(line) { for (const w of this.watchers) this.writeSplit(w.res, `${line}\n`); }
+
+  // --- HTTP ------------------------------------------------------------------------------------
+
+  reply(res, code, body) {
+    res.writeHead(code, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify(body));
+  }
+
+  handle(req, res) {
+    const u = new URL(req.url, this.url);
+    if (req.headers.authorization !== `Bearer ${this.token}`) {
+      this.counts.unauthorized += 1;
+      return this.reply(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
+    }
+    if (u.pathname !== '/api/v1/pods') return this.reply(res, 404, status(404, 'NotFound', `the server could not find ${u.pathname}`));
+    const sel = u.searchParams.get('fieldSelector') || '';
+    const node = sel.startsWith('spec.nodeName=') ? sel.slice('spec.nodeName='.length) : null;
+    const match = (p) => node === null || p.spec?.nodeName === node;
+    if (u.searchParams.get('watch') === '1') return this.watch(req, res, u, match);
+    return this.list(res, u, match);
+  }
+
+  list(res, u, match) {
+    const limit = Number(u.searchParams.get('limit') || 0);
+    const cont = u.searchParams.get('continue');
+    let offset = 0; let rv = this.rv;
+    if (cont) {
+      const c = JSON.parse(Buffer.from(cont, 'base64').toString());
+      offset = c.offset; rv = c.rv;
+      if (rv < this.oldestRv) return this.reply(res, 410, status(410, 'Expired', 'The provided continue parameter is too old'));
+    }
+    const all = [...this.pods.values()].filter(match).sort((a, b) => a.metadata.uid.localeCompare(b.metadata.uid));
+    const page = limit ? all.slice(offset, offset + limit) : all.slice(offset);
+    const more = limit && offset + limit < all.length;
+    if (!cont) this.counts.lists += 1;
+    this.counts.listPages += 1;
+    this.reply(res, 200, {
+      kind: 'PodList', apiVersion: 'v1',
+      metadata: { resourceVersion: String(rv), ...(more ? { continue: Buffer.from(JSON.stringify({ offset: offset + limit, rv })).toString('base64') } : {}) },
+      items: page,
+    });
+  }
+
+  watch(req, res, u, match) {
+    this.counts.watches += 1;
+    const from = Number(u.searchParams.get('resourceVersion') || 0);
+    if (from < this.oldestRv) {
+      if (this.goneAsHttp) return this.reply(res, 410, status(410, 'Expired', `too old resource version: ${from} (${this.oldestRv})`));
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+      this.writeSplit(res, `${JSON.stringify({ type: 'ERROR', object: status(410, 'Expired', `too old resource version: ${from} (${this.oldestRv})`) })}\n`);
+      return res.end();
+    }
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+    const w = { res, match, from };
+    this.watchers.add(w);
+    res.on('close', () => this.watchers.delete(w));
+    for (const ev of this.events) if (ev.rv > from) this.send(w, ev);
+    const timeout = Number(u.searchParams.get('timeoutSeconds') || 0);
+    if (timeout) setTimeout(() => { this.watchers.delete(w); res.end(); }, timeout * 1000).unref();
+  }
+
+  send(w, ev) {
+    if (ev.type !== 'BOOKMARK' && !w.match(ev.object)) return;
+    this.writeSplit(w.res, `${JSON.stringify({ type: ev.type, object: ev.object })}\n`);
+  }
+
+  /** Writes s in pieces cut at arbitrary bytes (inside JSON strings, inside UTF-8). */
+  writeSplit(res, s) {
+    const buf = Buffer.from(s);
+    let i = 0;
+    while (i < buf.length) {
+      const n = 1 + Math.floor(Math.random() * 97);
+      res.write(buf.subarray(i, i + n));
+      i += n;
+    }
+  }
+}
+
+/** A v1 Pod of the real shape (what `kubectl get pod -o json` shows, trimmed of noise). */
+function pod({ name, uid, namespace = 'default', node = 'node-1', containerId, ip, labels = {}, hostNetwork = false,
+  owner = { kind: 'ReplicaSet', name: `${name.split('-')[0]}-7d4b9c8f5` }, image = 'registry.local/shop/web:1.0' }) {
+  return {
+    apiVersion: 'v1', kind: 'Pod',
+    metadata: {
+      name, namespace, uid, generateName: `${name}-`, creationTimestamp: '2026-11-30T10:00:00Z',
+      labels: { 'pod-template-hash': '7d4b9c8f5', ...labels },
+      annotations: { 'kubernetes.io/config.seen': '2026-11-30T10:00:00Z' },
+      ownerReferences: owner ? [{ apiVersion: 'apps/v1', kind: owner.kind, name: owner.name, uid: `owner-${uid}`, controller: true, blockOwnerDeletion: true }] : [],
+    },
+    spec: {
+      nodeName: node, hostNetwork, serviceAccountName: 'default', restartPolicy: 'Always',
+      containers: [{ name: 'app', image, ports: [{ containerPort: 8080, protocol: 'TCP' }], resources: {} }],
+    },
+    status: {
+      phase: 'Running', hostIP: '192.168.1.10', podIP: ip, podIPs: ip ? [{ ip }] : [], startTime: '2026-11-30T10:00:01Z',
+      conditions: [{ type: 'Ready', status: 'True' }],
+      containerStatuses: [{
+        name: 'app', ready: true, started: true, restartCount: 0, image, imageID: 'sha256:0123',
+        containerID: containerId ? `containerd://${containerId}` : undefined, state: { running: { startedAt: '2026-11-30T10:00:02Z' } },
+      }],
+    },
+  };
+}
+
+module.exports = { KubeApiServer, pod };
