@@ -468,6 +468,14 @@ static int seed_one(struct st_proctab *t, const char *proc_root, uint32_t pid, c
         return r;
 }
 
+int st_proctab_learn(struct st_proctab *t, const char *proc_root, uint32_t pid) {
+        char mounts[256], cg[1024];
+        snprintf(mounts, sizeof(mounts), "%s/self/mounts", proc_root);
+        bool have = st_cgroup2_mount(mounts, cg, sizeof(cg)) == 0;
+        int r = seed_one(t, proc_root, pid, have ? cg : NULL);
+        return r == -EEXIST ? 0 : r;
+}
+
 int st_proctab_seed(struct st_proctab *t, const char *proc_root) {
         char cg[1024], mounts[256];
         const char *cg_mount = NULL;

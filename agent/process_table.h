@@ -54,6 +54,11 @@ struct st_proctab *st_proctab_global(void);
  * when proc_root cannot be read. Processes already known are left as they are. */
 int st_proctab_seed(struct st_proctab *t, const char *proc_root);
 
+/* Adds process pid from proc_root when the table does not know it (a sender attributed by
+ * SO_PEERCRED where no kernel receiver keeps the table current). 0, or -ENOENT when there is
+ * no such process. */
+int st_proctab_learn(struct st_proctab *t, const char *proc_root, uint32_t pid);
+
 /* Kernel facts. start_ns identifies the process; an entry of the same pid with another start
  * is replaced (the pid was reused and its exit was missed). */
 int st_proctab_fork(struct st_proctab *t, uint32_t parent_pid, uint32_t parent_tid, uint32_t pid, uint64_t start_ns);

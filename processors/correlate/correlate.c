@@ -271,10 +271,14 @@ static void enrich_from(const struct st_process *proc, void *arg) {
                 return;
 }
 
-static int enrich_resource(struct correlate *p, st_arena *a, st_resource *res, uint32_t pid) {
+static int enrich_resource(struct correlate *p, st_arena *a, st_resource *res, uint32_t pid, bool learn) {
         st_key_value *added[MAX_ADDS];
         struct enrich_ctx e = { .a = a, .res = res, .ad = { .v = added } };
-        if (st_proctab_with(p->procs, pid, 0, enrich_from, &e) < 0 || e.r < 0)
+        int r = st_proctab_with(p->procs, pid, 0, enrich_from, &e);
+        /* a sender no kernel receiver told the table of (a sidecar, no eBPF): from /proc */
+        if (r == -ENOENT && learn && st_proctab_learn(p->procs, "/proc", pid) == 0)
+                r = st_proctab_with(p->procs, pid, 0, enrich_from, &e);
+        if (r < 0 || e.r < 0)
                 return e.r;
         if (e.ad.n) {
                 st_key_value **v = st_arena_alloc(a, (res->n_attributes + e.ad.n) * sizeof(*v));
@@ -296,7 +300,7 @@ static int enrich(struct correlate *p, st_batch *b) {
                 st_resource *res = st_res_resource(s, st_req_v(s, b->req)[i]);
                 uint32_t pid;
                 if (observed_pid(b, res, &pid)) {
-                        int r = enrich_resource(p, &b->arena, res, pid);
+                        int r = enrich_resource(p, &b->arena, res, pid, b->pid_source == ST_PIDS_OBSERVED);
                         if (r < 0)
                                 return r;
                 }

@@ -38,6 +38,7 @@ struct k8s_cfg {
         char *ca_file;
         bool insecure_skip_verify;
         char *node;
+        char *namespace_;
         int64_t page_size;
         int64_t watch_timeout;
         struct k8s_extract_cfg extract;
@@ -62,6 +63,8 @@ static const struct st_cfg_field k8s_fields[] = {
           .def = "false", .desc = "do not verify the API server's certificate (never in production)" },
         { .name = "node", .type = ST_CFG_STRING, .offset = offsetof(struct k8s_cfg, node), .def = "",
           .desc = "only the pods of this node; \"\" = $NODE_NAME (the downward API's spec.nodeName) when set; \"*\" = every pod of the cluster" },
+        { .name = "namespace", .type = ST_CFG_STRING, .offset = offsetof(struct k8s_cfg, namespace_), .def = "",
+          .desc = "only the pods of this namespace (a Role is then enough); \"\" = every namespace (needs a ClusterRole)" },
         { .name = "page_size", .type = ST_CFG_INT, .offset = offsetof(struct k8s_cfg, page_size), .def = "500", .min = 1,
           .max = 10000, .desc = "pods per list page (limit=, then continue=)" },
         { .name = "watch_timeout", .type = ST_CFG_DURATION, .offset = offsetof(struct k8s_cfg, watch_timeout),
@@ -288,6 +291,7 @@ static int k8s_start(void *self) {
                 node = "";
         r->conn = (struct k8s_conn) { .server = strdup(server), .token_file = c->token_file, .ca_file = c->ca_file,
                                       .insecure = c->insecure_skip_verify, .node = (char *) node,
+                                      .namespace_ = c->namespace_ ? c->namespace_ : (char *) "",
                                       .page_size = c->page_size, .watch_timeout_s = c->watch_timeout / ST_NS_PER_SEC,
                                       .stop = &r->stop };
         if (!r->conn.server)

@@ -70,6 +70,16 @@ static CURL *request(const struct k8s_conn *c, const char *url, struct curl_slis
         return h;
 }
 
+/* "/api/v1/pods" or "/api/v1/namespaces/NS/pods" */
+static void pods_path(const struct k8s_conn *c, CURL *h, char *buf, size_t cap) {
+        if (c->namespace_ && *c->namespace_) {
+                char *esc = curl_easy_escape(h, c->namespace_, 0);
+                snprintf(buf, cap, "/api/v1/namespaces/%s/pods", esc ? esc : "");
+                curl_free(esc);
+        } else
+                snprintf(buf, cap, "/api/v1/pods");
+}
+
 /* "?fieldSelector=spec.nodeName%3Dnode-1&" or "?" */
 static void selector(const struct k8s_conn *c, CURL *h, char *buf, size_t cap) {
         if (c->node && *c->node) {
@@ -121,9 +131,11 @@ int k8s_list_pods(const struct k8s_conn *c, int (*fn)(void *ctx, json_object *po
                         r = -EIO;
                         break;
                 }
+                char pp[512];
                 selector(c, h, sel, sizeof(sel));
+                pods_path(c, h, pp, sizeof(pp));
                 char *esc = cont ? curl_easy_escape(h, cont, 0) : NULL;
-                snprintf(url, sizeof(url), "%s/api/v1/pods%slimit=%lld%s%s", c->server, sel, (long long) c->page_size,
+                snprintf(url, sizeof(url), "%s%s%slimit=%lld%s%s", c->server, pp, sel, (long long) c->page_size,
                          esc ? "&continue=" : "", esc ? esc : "");
                 curl_free(esc);
                 curl_easy_setopt(h, CURLOPT_URL, url);
@@ -305,10 +317,12 @@ enum k8s_watch_end k8s_watch_pods(const struct k8s_conn *c, char **rv,
         if (!h)
                 return K8S_WATCH_FAILED;
         w.h = h;
+        char pp[512];
         selector(c, h, sel, sizeof(sel));
+        pods_path(c, h, pp, sizeof(pp));
         char *esc = curl_easy_escape(h, *rv ? *rv : "", 0);
-        snprintf(url, sizeof(url), "%s/api/v1/pods%swatch=1&allowWatchBookmarks=true&resourceVersion=%s&timeoutSeconds=%lld",
-                 c->server, sel, esc ? esc : "", (long long) c->watch_timeout_s);
+        snprintf(url, sizeof(url), "%s%s%swatch=1&allowWatchBookmarks=true&resourceVersion=%s&timeoutSeconds=%lld",
+                 c->server, pp, sel, esc ? esc : "", (long long) c->watch_timeout_s);
         curl_free(esc);
         curl_easy_setopt(h, CURLOPT_URL, url);
         /* the server ends the stream after timeoutSeconds; a dead connection is noticed by TCP

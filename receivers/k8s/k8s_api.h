@@ -14,6 +14,7 @@ struct k8s_conn {
         char *ca_file;     /* "" = the system's CAs */
         bool insecure;     /* no TLS verification (tests, never production) */
         char *node;        /* only pods of this node; "" = all */
+        char *namespace_;  /* only pods of this namespace; "" = all (needs a ClusterRole) */
         int64_t page_size;
         int64_t watch_timeout_s;
         atomic_bool *stop; /* aborts a transfer underway */

@@ -125,6 +125,13 @@ static inline void harness_init(struct harness *h, const struct st_factory *f, e
 
 static inline void harness_free(struct harness *h) {
         h->f->destroy(h->inst);
+        while (h->tel.metrics) { /* component metrics registered by create() */
+                struct st_tel_metric *m = h->tel.metrics->next;
+                free(h->tel.metrics->name);
+                free(h->tel.metrics->help);
+                free(h->tel.metrics);
+                h->tel.metrics = m;
+        }
         st_cfg_free(h->f->config, h->cfg);
         free(h->cfg);
         capture_free(&h->cap);

@@ -112,10 +112,12 @@ class KubeApiServer {
       this.counts.unauthorized += 1;
       return this.reply(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
     }
-    if (u.pathname !== '/api/v1/pods') return this.reply(res, 404, status(404, 'NotFound', `the server could not find ${u.pathname}`));
+    const m = /^\/api\/v1\/(?:namespaces\/([^/]+)\/)?pods$/.exec(u.pathname);
+    if (!m) return this.reply(res, 404, status(404, 'NotFound', `the server could not find ${u.pathname}`));
+    const ns = m[1] ? decodeURIComponent(m[1]) : null;
     const sel = u.searchParams.get('fieldSelector') || '';
     const node = sel.startsWith('spec.nodeName=') ? sel.slice('spec.nodeName='.length) : null;
-    const match = (p) => node === null || p.spec?.nodeName === node;
+    const match = (p) => (node === null || p.spec?.nodeName === node) && (ns === null || p.metadata.namespace === ns);
     if (u.searchParams.get('watch') === '1') return this.watch(req, res, u, match);
     return this.list(res, u, match);
   }
