@@ -30,6 +30,7 @@ void st_pod_free(struct st_pod *p) {
                 free(p->containers[i].name);
                 free(p->containers[i].id);
                 free(p->containers[i].image);
+                free(p->containers[i].last_termination);
         }
         free(p->labels);
         free(p->annotations);

@@ -14,6 +14,7 @@ struct st_pod_container {
         char *id;    /* without the runtime prefix ("containerd://"), "" while not started */
         char *image; /* "repo/name:tag" as in the pod status (or spec) */
         uint32_t restarts;
+        char *last_termination; /* lastState.terminated.reason ("OOMKilled", "Error"), NULL if none */
 };
 
 struct st_pod_kv {

@@ -41,6 +41,7 @@ struct k8s_cfg {
         char *namespace_;
         int64_t page_size;
         int64_t watch_timeout;
+        bool lifecycle_records;
         struct k8s_extract_cfg extract;
 };
 
@@ -69,6 +70,10 @@ static const struct st_cfg_field k8s_fields[] = {
           .max = 10000, .desc = "pods per list page (limit=, then continue=)" },
         { .name = "watch_timeout", .type = ST_CFG_DURATION, .offset = offsetof(struct k8s_cfg, watch_timeout),
           .def = "5m", .desc = "how long one watch request lasts before it is renewed (timeoutSeconds)" },
+        { .name = "lifecycle_records", .type = ST_CFG_BOOL, .offset = offsetof(struct k8s_cfg, lifecycle_records),
+          .def = "false",
+          .desc = "emit log records of pod lifecycle changes: k8s.pod.created, k8s.pod.deleted, "
+                  "k8s.container.restarted, k8s.container.oom_killed" },
         { .name = "extract", .type = ST_CFG_SECTION, .offset = offsetof(struct k8s_cfg, extract), .sub = extract_fields,
           .desc = "what to keep of each pod beyond names, ids, IPs, owners and containers" },
         ST_CFG_END,
@@ -182,15 +187,134 @@ static int on_listed(void *ctx, json_object *obj) {
         return 0;
 }
 
+/* --- lifecycle records ------------------------------------------------------------------------ */
+
+/* What a pod's containers were before an event: restarts by name. */
+#define MAX_PREV 32
+struct prev {
+        bool known;
+        size_t n;
+        struct {
+                char name[64];
+                uint32_t restarts;
+        } c[MAX_PREV];
+};
+
+static void remember(const struct st_pod *p, const struct st_pod_container *unused, void *ctx) {
+        (void) unused;
+        struct prev *pv = ctx;
+        pv->known = true;
+        for (size_t i = 0; i < p->n_containers && pv->n < MAX_PREV; i++) {
+                snprintf(pv->c[pv->n].name, sizeof(pv->c[pv->n].name), "%s", p->containers[i].name);
+                pv->c[pv->n++].restarts = p->containers[i].restarts;
+        }
+}
+
+static st_key_value *kv(st_arena *a, const char *key, const char *s, int64_t i) {
+        st_key_value *k = st_arena_zalloc(a, sizeof(*k));
+        st_any_value *v = st_arena_zalloc(a, sizeof(*v));
+        if (!k || !v)
+                return NULL;
+        opentelemetry__proto__common__v1__key_value__init(k);
+        opentelemetry__proto__common__v1__any_value__init(v);
+        k->key = (char *) key;
+        k->value = v;
+        if (s) {
+                v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+                if (!(v->string_value = st_arena_strdup(a, s)))
+                        return NULL;
+        } else {
+                v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
+                v->int_value = i;
+        }
+        return k;
+}
+
+/* One log record about pod p (and container c), sent down the logs pipeline at once. */
+static void lifecycle(struct k8s_receiver *r, const struct st_pod *p, const char *event,
+                      const struct st_pod_container *c) {
+        const struct st_consumer *next = &r->set.next[ST_LOGS];
+        st_batch *b;
+        if (!r->cfg->lifecycle_records || !st_consumer_set(next) || st_batch_new(ST_LOGS, &b) < 0)
+                return;
+        st_arena *a = &b->arena;
+        st_logs_req *req = (st_logs_req *) b->req;
+        st_resource_logs *rl = st_arena_zalloc(a, sizeof(*rl));
+        st_resource *res = st_arena_zalloc(a, sizeof(*res));
+        st_scope_logs *sl = st_arena_zalloc(a, sizeof(*sl));
+        st_scope *scope = st_arena_zalloc(a, sizeof(*scope));
+        st_log_record *lr = st_arena_zalloc(a, sizeof(*lr));
+        void **one = st_arena_zalloc(a, 3 * sizeof(void *));
+        st_key_value **ra = st_arena_zalloc(a, 4 * sizeof(*ra)), **la = st_arena_zalloc(a, 4 * sizeof(*la));
+        if (!rl || !res || !sl || !scope || !lr || !one || !ra || !la)
+                goto fail;
+        opentelemetry__proto__logs__v1__resource_logs__init(rl);
+        opentelemetry__proto__resource__v1__resource__init(res);
+        opentelemetry__proto__logs__v1__scope_logs__init(sl);
+        opentelemetry__proto__common__v1__instrumentation_scope__init(scope);
+        opentelemetry__proto__logs__v1__log_record__init(lr);
+        scope->name = (char *) "strata/k8s";
+        if (!(ra[0] = kv(a, "k8s.namespace.name", p->namespace_, 0)) || !(ra[1] = kv(a, "k8s.pod.name", p->name, 0)) ||
+            !(ra[2] = kv(a, "k8s.pod.uid", p->uid, 0)))
+                goto fail;
+        res->attributes = ra;
+        res->n_attributes = 3;
+        if (p->node && (ra[3] = kv(a, "k8s.node.name", p->node, 0)))
+                res->n_attributes = 4;
+        lr->time_unix_nano = lr->observed_time_unix_nano = (uint64_t) st_wall_ns();
+        lr->event_name = (char *) event;
+        lr->severity_number = strstr(event, "oom") || strstr(event, "restarted")
+                                      ? OPENTELEMETRY__PROTO__LOGS__V1__SEVERITY_NUMBER__SEVERITY_NUMBER_WARN
+                                      : OPENTELEMETRY__PROTO__LOGS__V1__SEVERITY_NUMBER__SEVERITY_NUMBER_INFO;
+        if (!(la[lr->n_attributes++] = kv(a, "event.name", event, 0)))
+                goto fail;
+        if (c) {
+                if (!(la[lr->n_attributes++] = kv(a, "k8s.container.name", c->name, 0)) ||
+                    !(la[lr->n_attributes++] = kv(a, "k8s.container.restart_count", NULL, c->restarts)))
+                        goto fail;
+                if (c->last_termination && !(la[lr->n_attributes++] = kv(a, "strata.k8s.container.last_termination_reason",
+                                                                         c->last_termination, 0)))
+                        goto fail;
+        }
+        lr->attributes = la;
+        one[0] = lr;
+        sl->log_records = (st_log_record **) one;
+        sl->n_log_records = 1;
+        sl->scope = scope;
+        one[1] = sl;
+        rl->scope_logs = (st_scope_logs **) &one[1];
+        rl->n_scope_logs = 1;
+        rl->resource = res;
+        one[2] = rl;
+        req->resource_logs = (st_resource_logs **) &one[2];
+        req->n_resource_logs = 1;
+        st_batch_recount(b);
+        int e = st_consume(next, b);
+        st_tel_add(e < 0 ? &r->set.tel->sig[ST_LOGS].refused : &r->set.tel->sig[ST_LOGS].accepted, 1);
+        st_batch_unref(b);
+        return;
+fail:
+        st_tel_add(&r->set.tel->sig[ST_LOGS].refused, 1);
+        st_batch_unref(b);
+}
+
 static int on_event(void *ctx, const char *type, json_object *obj) {
         struct k8s_receiver *r = ctx;
         char err[256];
         st_tel_metric_add(r->m_events, 1);
         if (strcmp(type, "DELETED") == 0) {
-                json_object *meta = NULL, *uid = NULL;
-                if (json_object_object_get_ex(obj, "metadata", &meta) && json_object_object_get_ex(meta, "uid", &uid) &&
-                    json_object_is_type(uid, json_type_string))
-                        (void) st_pod_cache_delete(r->cache, json_object_get_string(uid));
+                struct st_pod *p;
+                /* a deletion's object is the pod's last state: read it for the record */
+                if (k8s_pod_from_json(obj, &r->x, &p, err, sizeof(err)) == 0) {
+                        (void) st_pod_cache_delete(r->cache, p->uid);
+                        lifecycle(r, p, "k8s.pod.deleted", NULL);
+                        st_pod_free(p);
+                } else {
+                        json_object *meta = NULL, *uid = NULL;
+                        if (json_object_object_get_ex(obj, "metadata", &meta) && json_object_object_get_ex(meta, "uid", &uid) &&
+                            json_object_is_type(uid, json_type_string))
+                                (void) st_pod_cache_delete(r->cache, json_object_get_string(uid));
+                }
                 gauges(r);
                 return 0;
         }
@@ -200,6 +324,22 @@ static int on_event(void *ctx, const char *type, json_object *obj) {
                 st_warn(r->set.log_name, "a %s pod cannot be read: %s, ignoring", type, err);
                 st_tel_metric_add(r->m_bad_pods, 1);
                 return e;
+        }
+        struct prev pv = { 0 };
+        if (r->cfg->lifecycle_records)
+                (void) st_pod_cache_by_uid(r->cache, p->uid, remember, &pv);
+        if (r->cfg->lifecycle_records) {
+                if (!pv.known)
+                        lifecycle(r, p, "k8s.pod.created", NULL);
+                for (size_t i = 0; i < p->n_containers; i++)
+                        for (size_t k = 0; k < pv.n; k++)
+                                if (strcmp(pv.c[k].name, p->containers[i].name) == 0 && p->containers[i].restarts > pv.c[k].restarts)
+                                        lifecycle(r, p,
+                                                  p->containers[i].last_termination &&
+                                                                  strcmp(p->containers[i].last_termination, "OOMKilled") == 0
+                                                          ? "k8s.container.oom_killed"
+                                                          : "k8s.container.restarted",
+                                                  &p->containers[i]);
         }
         e = st_pod_cache_put(r->cache, p);
         gauges(r);

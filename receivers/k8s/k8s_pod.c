@@ -235,6 +235,15 @@ static void containers(struct parse *ps, const json_object *spec, const json_obj
                         }
                         if (restarts)
                                 pc->restarts = (uint32_t) json_object_get_int(restarts);
+                        json_object *last = get(ps, c, "status.containerStatuses[]", "lastState", json_type_object, false);
+                        json_object *term = last ? get(ps, last, "status.containerStatuses[].lastState", "terminated",
+                                                       json_type_object, false)
+                                                 : NULL;
+                        if (term) {
+                                free(pc->last_termination);
+                                pc->last_termination = get_str(ps, term, "status.containerStatuses[].lastState.terminated",
+                                                               "reason", false);
+                        }
                 }
 }
 

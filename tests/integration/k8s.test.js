@@ -45,7 +45,7 @@ describe('k8s receiver and k8sattributes', () => {
       configure: (cfg) => {
         cfg.receivers.k8s = {
           api_server: api.url, ca_file: api.caFile, token_file: api.tokenFile, node: 'node-1', page_size: 2,
-          watch_timeout: '30s', extract: { labels: ['app'] },
+          watch_timeout: '30s', extract: { labels: ['app'] }, lifecycle_records: true,
         };
         cfg.processors.k8sattributes = {};
         cfg.service.pipelines.traces.processors = ['k8sattributes', 'batch'];
@@ -87,6 +87,21 @@ describe('k8s receiver and k8sattributes', () => {
       assert.strictEqual(ra['k8s.pod.name'], 'web-3');
       ra = await spanOf(h, tracing, CID(1), 'modified');
       assert.strictEqual(ra['k8s.pod.label.app'], 'web-v2');
+
+      // lifecycle records: created, deleted, and a container killed for memory
+      api.modify(pod({ name: 'web-1', uid: 'uid-web-1', containerId: CID(1), ip: '10.244.1.11', labels: { app: 'web-v2' },
+        restarts: 1, lastReason: 'OOMKilled' }));
+      const life = (ev, podName) => (s) => s.logs().some((l) => attrs(l.log.attributes)['event.name'] === ev &&
+        attrs(l.resource.attributes)['k8s.pod.name'] === podName);
+      await h.sink.waitFor(life('k8s.pod.created', 'web-3'), 10000, 'k8s.pod.created of web-3');
+      await h.sink.waitFor(life('k8s.pod.deleted', 'web-2'), 10000, 'k8s.pod.deleted of web-2');
+      await h.sink.waitFor(life('k8s.container.oom_killed', 'web-1'), 10000, 'k8s.container.oom_killed of web-1');
+      const oom = h.sink.logs().find((l) => attrs(l.log.attributes)['event.name'] === 'k8s.container.oom_killed');
+      const oa = attrs(oom.log.attributes);
+      assert.strictEqual(oa['k8s.container.name'], 'app');
+      assert.strictEqual(String(oa['k8s.container.restart_count']), '1');
+      assert.strictEqual(attrs(oom.resource.attributes)['k8s.namespace.name'], 'default');
+      assert.ok(!life('k8s.pod.created', 'web-1')(h.sink), 'listed pods are not "created"');
 
       // bad objects: refused, counted, the cache untouched
       api.sendRaw('{"type":"MODIFIED","object":{"kind":"Pod","metadata":{"uid":42,"name":"x","namespace":"d"}}}');

@@ -180,7 +180,8 @@ class KubeApiServer {
 
 /** A v1 Pod of the real shape (what `kubectl get pod -o json` shows, trimmed of noise). */
 function pod({ name, uid, namespace = 'default', node = 'node-1', containerId, ip, labels = {}, hostNetwork = false,
-  owner = { kind: 'ReplicaSet', name: `${name.split('-')[0]}-7d4b9c8f5` }, image = 'registry.local/shop/web:1.0' }) {
+  owner = { kind: 'ReplicaSet', name: `${name.split('-')[0]}-7d4b9c8f5` }, image = 'registry.local/shop/web:1.0',
+  restarts = 0, lastReason }) {
   return {
     apiVersion: 'v1', kind: 'Pod',
     metadata: {
@@ -197,8 +198,9 @@ function pod({ name, uid, namespace = 'default', node = 'node-1', containerId, i
       phase: 'Running', hostIP: '192.168.1.10', podIP: ip, podIPs: ip ? [{ ip }] : [], startTime: '2026-11-30T10:00:01Z',
       conditions: [{ type: 'Ready', status: 'True' }],
       containerStatuses: [{
-        name: 'app', ready: true, started: true, restartCount: 0, image, imageID: 'sha256:0123',
+        name: 'app', ready: true, started: true, restartCount: restarts, image, imageID: 'sha256:0123',
         containerID: containerId ? `containerd://${containerId}` : undefined, state: { running: { startedAt: '2026-11-30T10:00:02Z' } },
+        ...(lastReason ? { lastState: { terminated: { exitCode: 137, reason: lastReason, startedAt: '2026-11-30T10:00:02Z', finishedAt: '2026-11-30T10:05:00Z' } } } : {}),
       }],
     },
   };
