@@ -20,6 +20,7 @@
 #include "component.h"
 #include "doctor.h"
 #include "k8s_api.h"
+#include "k8s_kubeconfig.h"
 #include "k8s_pod.h"
 #include "log.h"
 #include "pod_cache.h"
@@ -33,6 +34,8 @@ struct k8s_extract_cfg {
 };
 
 struct k8s_cfg {
+        char *kubeconfig;
+        char *context;
         char *api_server;
         char *token_file;
         char *ca_file;
@@ -54,6 +57,10 @@ static const struct st_cfg_field extract_fields[] = {
 };
 
 static const struct st_cfg_field k8s_fields[] = {
+        { .name = "kubeconfig", .type = ST_CFG_STRING, .offset = offsetof(struct k8s_cfg, kubeconfig), .def = "",
+          .desc = "a kubeconfig file (development, outside a cluster): server, CA and credentials of its context" },
+        { .name = "context", .type = ST_CFG_STRING, .offset = offsetof(struct k8s_cfg, context), .def = "",
+          .desc = "the kubeconfig context to use (\"\" = its current-context)" },
         { .name = "api_server", .type = ST_CFG_STRING, .offset = offsetof(struct k8s_cfg, api_server), .def = "",
           .desc = "https://host:port of the API; \"\" = in-cluster (KUBERNETES_SERVICE_HOST and _PORT)" },
         { .name = "token_file", .type = ST_CFG_STRING, .offset = offsetof(struct k8s_cfg, token_file),
@@ -85,6 +92,7 @@ struct k8s_receiver {
         struct k8s_conn conn;
         struct k8s_extract x;
         struct st_pod_cache *cache;
+        struct k8s_kubeconfig kc;
         pthread_t thread;
         bool running;
         atomic_bool stop;
@@ -412,8 +420,19 @@ static int k8s_start(void *self) {
         struct k8s_receiver *r = self;
         const struct k8s_cfg *c = r->cfg;
         char server[512];
+        bool from_kubeconfig = c->kubeconfig && *c->kubeconfig;
+        if (from_kubeconfig) {
+                char err[512];
+                int e = k8s_kubeconfig_load(c->kubeconfig, c->context, &r->kc, err, sizeof(err));
+                if (e < 0) {
+                        st_error(r->set.log_name, "kubeconfig: %s", err);
+                        return e;
+                }
+        }
         if (c->api_server && *c->api_server)
                 snprintf(server, sizeof(server), "%s", c->api_server);
+        else if (from_kubeconfig)
+                snprintf(server, sizeof(server), "%s", r->kc.server);
         else {
                 const char *host = getenv("KUBERNETES_SERVICE_HOST"), *port = getenv("KUBERNETES_SERVICE_PORT");
                 if (!host || !*host) {
@@ -431,9 +450,17 @@ static int k8s_start(void *self) {
                 node = "";
         r->conn = (struct k8s_conn) { .server = strdup(server), .token_file = c->token_file, .ca_file = c->ca_file,
                                       .insecure = c->insecure_skip_verify, .node = (char *) node,
+                                      .token = r->kc.token, .ca_pem = r->kc.ca_pem, .cert_file = r->kc.cert_file,
+                                      .cert_pem = r->kc.cert_pem, .key_file = r->kc.key_file, .key_pem = r->kc.key_pem,
                                       .namespace_ = c->namespace_ ? c->namespace_ : (char *) "",
                                       .page_size = c->page_size, .watch_timeout_s = c->watch_timeout / ST_NS_PER_SEC,
                                       .stop = &r->stop };
+        if (from_kubeconfig) {
+                /* the kubeconfig's credentials, not the service account's defaults */
+                r->conn.token_file = r->kc.token_file ? r->kc.token_file : (char *) "";
+                r->conn.ca_file = r->kc.ca_file ? r->kc.ca_file : (char *) "";
+                r->conn.insecure = r->conn.insecure || r->kc.insecure;
+        }
         if (!r->conn.server)
                 return -ENOMEM;
         int e = -pthread_create(&r->thread, NULL, run, r);
@@ -467,6 +494,7 @@ static void k8s_destroy(void *self) {
                 return;
         k8s_shutdown(r, 0);
         free(r->conn.server);
+        k8s_kubeconfig_clear(&r->kc);
         pthread_mutex_destroy(&r->lock);
         pthread_cond_destroy(&r->cond);
         free(r);

@@ -51,6 +51,10 @@ static CURL *request(const struct k8s_conn *c, const char *url, struct curl_slis
                 *hdrs = curl_slist_append(*hdrs, auth);
                 explicit_bzero(token, sizeof(token));
                 explicit_bzero(auth, sizeof(auth));
+        } else if (c->token && *c->token) {
+                snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->token);
+                *hdrs = curl_slist_append(*hdrs, auth);
+                explicit_bzero(auth, sizeof(auth));
         }
         curl_easy_setopt(h, CURLOPT_URL, url);
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdrs);
@@ -58,8 +62,21 @@ static CURL *request(const struct k8s_conn *c, const char *url, struct curl_slis
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
         curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
         curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
-        if (c->ca_file && *c->ca_file)
+        if (c->ca_pem) {
+                struct curl_blob b = { .data = c->ca_pem, .len = strlen(c->ca_pem), .flags = CURL_BLOB_COPY };
+                curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
+        } else if (c->ca_file && *c->ca_file)
                 curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+        if (c->cert_pem) {
+                struct curl_blob b = { .data = c->cert_pem, .len = strlen(c->cert_pem), .flags = CURL_BLOB_COPY };
+                curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &b);
+        } else if (c->cert_file)
+                curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
+        if (c->key_pem) {
+                struct curl_blob b = { .data = c->key_pem, .len = strlen(c->key_pem), .flags = CURL_BLOB_COPY };
+                curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &b);
+        } else if (c->key_file)
+                curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
         if (c->insecure) {
                 curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
                 curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);

@@ -10,8 +10,11 @@
 
 struct k8s_conn {
         char *server;      /* "https://10.96.0.1:443" */
-        char *token_file;  /* "" = no token */
+        char *token_file;  /* "" = no token file */
+        char *token;       /* a token given as is (kubeconfig), when there is no token file */
         char *ca_file;     /* "" = the system's CAs */
+        char *ca_pem;      /* the CA bundle itself (kubeconfig's -data), instead of ca_file */
+        char *cert_file, *cert_pem, *key_file, *key_pem; /* a client certificate (kubeconfig) */
         bool insecure;     /* no TLS verification (tests, never production) */
         char *node;        /* only pods of this node; "" = all */
         char *namespace_;  /* only pods of this namespace; "" = all (needs a ClusterRole) */

@@ -108,6 +108,14 @@ describe('k8s receiver and k8sattributes', () => {
       await waitFor(async () => (await metric(h, 'strata_receiver_k8s_bad_pods_total')) >= 1, 10000, { message: 'a bad pod counted' });
       ra = await spanOf(h, tracing, CID(1), 'after-bad');
       assert.strictEqual(ra['k8s.pod.name'], 'web-1');
+      // a line that is not JSON: the stream is abandoned (said so) and watched again
+      const watches = api.counts.watches;
+      api.sendRaw('{"type":"MODIFIED","object":{"kind":"Pod","metadata":');
+      api.sendRaw('not json at all');
+      await waitFor(() => /watch failed: a watch event that is not \{type, object\}/.test(h.strata.stderr), 10000, { message: 'the bad line told' });
+      await waitFor(() => api.counts.watches > watches, 10000, { message: 'watched again' });
+      ra = await spanOf(h, tracing, CID(1), 'after-bad-json');
+      assert.strictEqual(ra['k8s.pod.name'], 'web-1');
 
       // the connection drops and the history is gone meanwhile (with a pod deleted unheard):
       // the watch gets 410 (an ERROR event), strata relists, and the cache matches the server
@@ -136,6 +144,30 @@ describe('k8s receiver and k8sattributes', () => {
       for (const line of context(h).split('\n')) t.diagnostic(line);
       throw e;
     }
+  });
+
+  test('a kubeconfig (development): server, CA data and token of its current context', { timeout: TEST_TIMEOUT }, async (t) => {
+    const api = await new KubeApiServer().start();
+    t.after(() => api.stop());
+    api.add(pod({ name: 'web-1', uid: 'uid-web-1', containerId: CID(1), ip: '10.244.1.11' }));
+    const kubeconfig = require('node:path').join(api.dir, 'kubeconfig');
+    const ca = require('node:fs').readFileSync(api.caFile).toString('base64');
+    require('node:fs').writeFileSync(kubeconfig, [
+      'apiVersion: v1', 'kind: Config', 'current-context: test',
+      'clusters:', '- name: fake', '  cluster:', `    server: ${api.url}`, `    certificate-authority-data: ${ca}`,
+      'contexts:', '- name: test', '  context:', '    cluster: fake', '    user: dev',
+      'users:', '- name: dev', '  user:', `    token: ${api.token}`, '',
+    ].join('\n'));
+    const h = await setup(t, {
+      configure: (cfg) => {
+        cfg.receivers.k8s = { kubeconfig, node: '*' };
+        cfg.service.pipelines.logs.receivers = ['otlp', 'k8s'];
+        return cfg;
+      },
+    });
+    if (!h) return;
+    await waitFor(async () => (await metric(h, 'strata_receiver_k8s_pods')) === 1, 10000, { message: 'the pod listed through the kubeconfig' });
+    assert.strictEqual(api.counts.unauthorized, 0);
   });
 
   test('an API that refuses the token or is down: clear errors, strata keeps running', { timeout: TEST_TIMEOUT }, async (t) => {

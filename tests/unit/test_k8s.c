@@ -7,6 +7,7 @@
 #include "processor_test.h"
 #include "pod_cache.h"
 #include "process_table.h"
+#include "receivers/k8s/k8s_kubeconfig.h"
 #include "receivers/k8s/k8s_pod.h"
 
 extern const struct st_factory st_processor_k8sattributes;
@@ -324,6 +325,68 @@ static void test_k8sattributes(void **state) {
         harness_free(&h);
 }
 
+static void write_text(const char *path, const char *text) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+}
+
+static void test_kubeconfig(void **state) {
+        (void) state;
+        char dir[] = "/tmp/strata-kubeconfig-XXXXXX", path[128], err[512];
+        struct k8s_kubeconfig k;
+        size_t n;
+        char *d = k8s_base64_decode("aGVsbG8s\nIHdvcmxk", &n);
+        assert_string_equal(d, "hello, world");
+        assert_int_equal(n, 12);
+        free(d);
+        assert_null(k8s_base64_decode("not*base64", NULL));
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/config", dir);
+        write_text(path,
+                   "apiVersion: v1\nkind: Config\ncurrent-context: dev\n"
+                   "clusters:\n"
+                   "- name: kind\n  cluster:\n    server: https://127.0.0.1:6443\n"
+                   "    certificate-authority-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==\n"
+                   "- name: prod\n  cluster:\n    server: https://prod:6443\n    certificate-authority: ca.crt\n"
+                   "contexts:\n"
+                   "- name: dev\n  context:\n    cluster: kind\n    user: me\n"
+                   "- name: prod\n  context:\n    cluster: prod\n    user: cert\n"
+                   "- name: cloud\n  context:\n    cluster: prod\n    user: plugin\n"
+                   "users:\n"
+                   "- name: me\n  user:\n    token: abc.def\n"
+                   "- name: cert\n  user:\n    client-certificate: certs/me.crt\n    client-key: /abs/me.key\n"
+                   "- name: plugin\n  user:\n    exec:\n      command: aws\n");
+        assert_int_equal(k8s_kubeconfig_load(path, NULL, &k, err, sizeof(err)), 0);
+        assert_string_equal(k.server, "https://127.0.0.1:6443");
+        assert_string_equal(k.ca_pem, "-----BEGIN CERTIFICATE-----\n");
+        assert_string_equal(k.token, "abc.def");
+        assert_null(k.ca_file);
+        k8s_kubeconfig_clear(&k);
+
+        char want[160];
+        assert_int_equal(k8s_kubeconfig_load(path, "prod", &k, err, sizeof(err)), 0);
+        assert_string_equal(k.server, "https://prod:6443");
+        snprintf(want, sizeof(want), "%s/ca.crt", dir);
+        assert_string_equal(k.ca_file, want); /* relative to the file, as kubectl has it */
+        snprintf(want, sizeof(want), "%s/certs/me.crt", dir);
+        assert_string_equal(k.cert_file, want);
+        assert_string_equal(k.key_file, "/abs/me.key");
+        assert_null(k.token);
+        k8s_kubeconfig_clear(&k);
+
+        assert_int_equal(k8s_kubeconfig_load(path, "cloud", &k, err, sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, "plugin"));
+        assert_int_equal(k8s_kubeconfig_load(path, "nope", &k, err, sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, "no context named 'nope'"));
+        write_text(path, "- just\n- a list\n");
+        assert_int_equal(k8s_kubeconfig_load(path, NULL, &k, err, sizeof(err)), -EINVAL);
+        unlink(path);
+        rmdir(dir);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_pod_of_deployment),
@@ -331,6 +394,7 @@ int main(void) {
                 cmocka_unit_test(test_bad_pods),
                 cmocka_unit_test(test_cache),
                 cmocka_unit_test(test_k8sattributes),
+                cmocka_unit_test(test_kubeconfig),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
