@@ -18,7 +18,8 @@ const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { setup, context } = require('./lib/harness');
 const { attrs } = require('./lib/otlp');
-const { withTimeout } = require('./lib/util');
+const { withTimeout, waitFor } = require('./lib/util');
+const { KubeApiServer, pod } = require('./lib/kube-apiserver');
 
 const TEST_TIMEOUT = 60000;
 
@@ -97,14 +98,21 @@ for (const transport of ['unix', 'tcp']) {
       t.after(() => fs.rmSync(sockDir, { recursive: true, force: true }));
       const otlpSock = path.join(sockDir, 'otlp.sock');
       const ctxSock = path.join(sockDir, 'context.sock');
+      // the pod this "container" belongs to, as the Kubernetes API tells it
+      const api = await new KubeApiServer().start();
+      t.after(() => api.stop());
+      api.add(pod({ name: `traced-app-${tag}`, uid: container.uid, containerId: container.id, ip: '10.244.9.9',
+        namespace: 'shop', node: 'node-1' }));
 
       const h = await setup(t, {
         configure: (cfg) => {
           cfg.receivers.otlp.protocols.grpc.unix_socket = otlpSock;
           cfg.receivers.ebpf = { events: ['process', 'network'], flush_interval: '50ms' };
           cfg.processors.correlate = { join_window: '1s', context_socket: ctxSock, span_events: true };
-          cfg.service.pipelines.traces.processors = ['correlate', 'batch'];
-          cfg.service.pipelines.logs = { receivers: ['ebpf'], processors: ['correlate', 'batch'], exporters: ['otlp'] };
+          cfg.receivers.k8s = { api_server: api.url, ca_file: api.caFile, token_file: api.tokenFile, node: 'node-1' };
+          cfg.processors.k8sattributes = {};
+          cfg.service.pipelines.traces.processors = ['correlate', 'k8sattributes', 'batch'];
+          cfg.service.pipelines.logs = { receivers: ['ebpf', 'k8s'], processors: ['correlate', 'k8sattributes', 'batch'], exporters: ['otlp'] };
           delete cfg.service.pipelines.metrics;
           return cfg;
         },
@@ -115,6 +123,8 @@ for (const transport of ['unix', 'tcp']) {
       const port = srv.address().port;
 
       try {
+        await waitFor(async () => /strata_receiver_k8s_pods\{[^}]*\} 1\b/.test(await h.strata.metricsText()), 10000,
+          { message: 'the pod listed' });
         const childTag = `strata-e2e-${tag}`;
         const app = await withTimeout(runApp({
           STRATA_OTLP: transport === 'unix' ? `unix://${otlpSock}` : `http://127.0.0.1:${h.strata.ports.grpc}`,
@@ -142,6 +152,10 @@ for (const transport of ['unix', 'tcp']) {
           assert.strictEqual(ra['container.id'], container.id, `${what}: container.id`);
           assert.strictEqual(ra['container.runtime.name'], 'containerd', `${what}: container.runtime.name`);
           assert.strictEqual(ra['k8s.pod.uid'], container.uid, `${what}: k8s.pod.uid`);
+          // and the pod, from the Kubernetes API, by the container id the cgroup gave
+          assert.strictEqual(ra['k8s.pod.name'], `traced-app-${tag}`, `${what}: k8s.pod.name`);
+          assert.strictEqual(ra['k8s.namespace.name'], 'shop', `${what}: k8s.namespace.name`);
+          assert.strictEqual(ra['strata.k8s.association'], 'container.id', `${what}: association`);
         }
         // the child: its own pid, its parent the app, joined through the thread that spawned it
         const ea = attrs(exec.log.attributes);
@@ -158,6 +172,7 @@ for (const transport of ['unix', 'tcp']) {
         assert.strictEqual(ra['strata.attribution.method'], transport === 'unix' ? 'unix_peercred' : 'kernel_connection');
         assert.strictEqual(ra['container.id'], container.id, 'span: container.id from the process table');
         assert.strictEqual(ra['k8s.pod.uid'], container.uid, 'span: k8s.pod.uid');
+        assert.strictEqual(ra['k8s.pod.name'], `traced-app-${tag}`, 'span: k8s.pod.name');
         assert.match(ra['process.executable.path'] || '', /node/, 'span: the executable from the process table');
 
         // span_events: the span carries the kernel events joined to it
