@@ -146,8 +146,8 @@ describe('k8s receiver and k8sattributes', () => {
     }
   });
 
-  test('a kubeconfig (development): server, CA data and token of its current context', { timeout: TEST_TIMEOUT }, async (t) => {
-    const api = await new KubeApiServer().start();
+  test('a kubeconfig (development): server, CA data and token of its current context; HTTP/2 when offered', { timeout: TEST_TIMEOUT }, async (t) => {
+    const api = await new KubeApiServer({ http2: true }).start();
     t.after(() => api.stop());
     api.add(pod({ name: 'web-1', uid: 'uid-web-1', containerId: CID(1), ip: '10.244.1.11' }));
     const kubeconfig = require('node:path').join(api.dir, 'kubeconfig');
@@ -168,6 +168,10 @@ describe('k8s receiver and k8sattributes', () => {
     if (!h) return;
     await waitFor(async () => (await metric(h, 'strata_receiver_k8s_pods')) === 1, 10000, { message: 'the pod listed through the kubeconfig' });
     assert.strictEqual(api.counts.unauthorized, 0);
+    assert.ok(api.counts.http2 >= 1, 'the list went over HTTP/2');
+    // the watch works over an HTTP/2 stream too
+    api.add(pod({ name: 'web-2', uid: 'uid-web-2', containerId: CID(2), ip: '10.244.1.12' }));
+    await waitFor(async () => (await metric(h, 'strata_receiver_k8s_pods')) === 2, 10000, { message: 'a pod added through the HTTP/2 watch' });
   });
 
   test('an API that refuses the token or is down: clear errors, strata keeps running', { timeout: TEST_TIMEOUT }, async (t) => {

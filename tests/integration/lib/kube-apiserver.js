@@ -15,6 +15,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const https = require('node:https');
+const http2 = require('node:http2');
 const { execFileSync } = require('node:child_process');
 
 function makeCA(dir) {
@@ -33,7 +34,9 @@ function status(code, reason, message) {
 }
 
 class KubeApiServer {
-  constructor() {
+  /** @param {{http2?: boolean}} [o] http2: offer HTTP/2 (ALPN h2, HTTP/1.1 still allowed) */
+  constructor(o = {}) {
+    this.http2 = !!o.http2;
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-kube-'));
     this.tokenFile = path.join(this.dir, 'token');
     this.token = 'token-1';
@@ -43,7 +46,7 @@ class KubeApiServer {
     this.events = [];           // { rv, type, object }
     this.oldestRv = 1000;       // watches from before this get 410
     this.watchers = new Set();
-    this.counts = { lists: 0, listPages: 0, watches: 0, unauthorized: 0 };
+    this.counts = { lists: 0, listPages: 0, watches: 0, unauthorized: 0, http2: 0 };
     this.goneAsHttp = false;    // 410 as an HTTP status instead of an ERROR event
     this.rawEvents = [];        // lines to send as they are (bad JSON tests)
   }
@@ -51,7 +54,10 @@ class KubeApiServer {
   async start() {
     const tls = makeCA(this.dir);
     this.caFile = tls.ca;
-    this.server = https.createServer({ key: tls.key, cert: tls.cert }, (req, res) => this.handle(req, res));
+    const handler = (req, res) => this.handle(req, res);
+    this.server = this.http2
+      ? http2.createSecureServer({ key: tls.key, cert: tls.cert, allowHTTP1: true }, handler)
+      : https.createServer({ key: tls.key, cert: tls.cert }, handler);
     await new Promise((r) => this.server.listen(0, '127.0.0.1', r));
     this.url = `https://127.0.0.1:${this.server.address().port}`;
     return this;
@@ -108,6 +114,7 @@ class KubeApiServer {
 
   handle(req, res) {
     const u = new URL(req.url, this.url);
+    if (req.httpVersion === '2.0') this.counts.http2 += 1;
     if (req.headers.authorization !== `Bearer ${this.token}`) {
       this.counts.unauthorized += 1;
       return this.reply(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
@@ -148,17 +155,23 @@ class KubeApiServer {
     const from = Number(u.searchParams.get('resourceVersion') || 0);
     if (from < this.oldestRv) {
       if (this.goneAsHttp) return this.reply(res, 410, status(410, 'Expired', `too old resource version: ${from} (${this.oldestRv})`));
-      res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+      res.writeHead(200, this.streamHeaders(req));
       this.writeSplit(res, `${JSON.stringify({ type: 'ERROR', object: status(410, 'Expired', `too old resource version: ${from} (${this.oldestRv})`) })}\n`);
       return res.end();
     }
-    res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+    res.writeHead(200, this.streamHeaders(req));
     const w = { res, match, from };
     this.watchers.add(w);
     res.on('close', () => this.watchers.delete(w));
     for (const ev of this.events) if (ev.rv > from) this.send(w, ev);
     const timeout = Number(u.searchParams.get('timeoutSeconds') || 0);
     if (timeout) setTimeout(() => { this.watchers.delete(w); res.end(); }, timeout * 1000).unref();
+  }
+
+  /** A stream: chunked over HTTP/1.1; HTTP/2 streams need (and allow) no such header. */
+  streamHeaders(req) {
+    return req.httpVersion === '2.0' ? { 'content-type': 'application/json' }
+      : { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' };
   }
 
   send(w, ev) {
