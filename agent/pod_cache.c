@@ -50,6 +50,7 @@ struct node {
 struct shard {
         pthread_rwlock_t lock;
         struct node *chains[CHAINS];
+        bool meta; /* values are struct meta (freed so) */
 };
 
 struct map {
@@ -85,6 +86,7 @@ struct st_pod_cache {
         struct map pods;       /* uid → struct st_pod * (the node's key is the pod's uid) */
         struct map containers; /* container id → uid (copied) */
         struct map ips;        /* pod IP → uid (copied) */
+        struct map meta[2];    /* namespace / node name → struct meta * */
         pthread_mutex_t write_lock; /* one writer at a time (the receiver), so that a pod and its
                                      * index entries change together */
         uint64_t gen;               /* relists so far (write_lock) */
@@ -98,9 +100,32 @@ int st_pod_cache_new(struct st_pod_cache **ret) {
         map_init(&c->pods);
         map_init(&c->containers);
         map_init(&c->ips);
+        map_init(&c->meta[0]);
+        map_init(&c->meta[1]);
+        for (size_t i = 0; i < SHARDS; i++)
+                c->meta[0].shards[i].meta = c->meta[1].shards[i].meta = true;
         pthread_mutex_init(&c->write_lock, NULL);
         *ret = c;
         return 0;
+}
+
+struct meta {
+        struct st_pod_kv *labels;
+        size_t n;
+};
+
+void st_pod_kv_free(struct st_pod_kv *v, size_t n) {
+        for (size_t i = 0; v && i < n; i++) {
+                free(v[i].key);
+                free(v[i].value);
+        }
+        free(v);
+}
+
+static void meta_free(struct meta *m) {
+        if (m)
+                st_pod_kv_free(m->labels, m->n);
+        free(m);
 }
 
 static void map_free(struct map *m, bool pods) {
@@ -110,7 +135,10 @@ static void map_free(struct map *m, bool pods) {
                                 next = n->next;
                                 if (pods)
                                         st_pod_free(n->value); /* its key is the pod's uid */
-                                else {
+                                else if (m->shards[i].meta) {
+                                        free(n->key);
+                                        meta_free(n->value);
+                                } else {
                                         free(n->key);
                                         free(n->value);
                                 }
@@ -126,6 +154,8 @@ void st_pod_cache_free(struct st_pod_cache *c) {
         map_free(&c->pods, true);
         map_free(&c->containers, false);
         map_free(&c->ips, false);
+        map_free(&c->meta[0], false);
+        map_free(&c->meta[1], false);
         pthread_mutex_destroy(&c->write_lock);
         free(c);
 }
@@ -396,3 +426,95 @@ int st_pod_cache_by_ip(struct st_pod_cache *c, const char *ip, pod_fn fn, void *
 
 size_t st_pod_cache_size(struct st_pod_cache *c) { return atomic_load(&c->n); }
 size_t st_pod_cache_bytes(struct st_pod_cache *c) { return atomic_load(&c->bytes); }
+
+/* --- namespaces and nodes ------------------------------------------------------------------------- */
+
+int st_pod_cache_meta_put(struct st_pod_cache *c, enum st_meta_kind kind, const char *name, struct st_pod_kv *labels,
+                          size_t n_labels) {
+        struct map *m = &c->meta[kind == ST_META_NODE];
+        uint64_t h = hash(name);
+        struct shard *s = shard_of(m, h);
+        struct meta *v = calloc(1, sizeof(*v));
+        if (!v) {
+                st_pod_kv_free(labels, n_labels);
+                return -ENOMEM;
+        }
+        v->labels = labels;
+        v->n = n_labels;
+        pthread_rwlock_wrlock(&s->lock);
+        struct node **pp = find(s, h, name);
+        int r = 0;
+        if (*pp) {
+                meta_free((*pp)->value);
+                (*pp)->value = v;
+        } else {
+                struct node *nd = calloc(1, sizeof(*nd));
+                char *k = strdup(name);
+                if (!nd || !k) {
+                        free(nd);
+                        free(k);
+                        meta_free(v);
+                        r = -ENOMEM;
+                } else {
+                        nd->key = k;
+                        nd->value = v;
+                        *pp = nd;
+                }
+        }
+        pthread_rwlock_unlock(&s->lock);
+        return r;
+}
+
+int st_pod_cache_meta_delete(struct st_pod_cache *c, enum st_meta_kind kind, const char *name) {
+        struct map *m = &c->meta[kind == ST_META_NODE];
+        uint64_t h = hash(name);
+        struct shard *s = shard_of(m, h);
+        int r = -ENOENT;
+        pthread_rwlock_wrlock(&s->lock);
+        struct node **pp = find(s, h, name);
+        if (*pp) {
+                struct node *nd = *pp;
+                *pp = nd->next;
+                free(nd->key);
+                meta_free(nd->value);
+                free(nd);
+                r = 0;
+        }
+        pthread_rwlock_unlock(&s->lock);
+        return r;
+}
+
+void st_pod_cache_meta_clear(struct st_pod_cache *c, enum st_meta_kind kind) {
+        struct map *m = &c->meta[kind == ST_META_NODE];
+        for (size_t i = 0; i < SHARDS; i++) {
+                struct shard *s = &m->shards[i];
+                pthread_rwlock_wrlock(&s->lock);
+                for (size_t k = 0; k < CHAINS; k++) {
+                        for (struct node *nd = s->chains[k], *next; nd; nd = next) {
+                                next = nd->next;
+                                free(nd->key);
+                                meta_free(nd->value);
+                                free(nd);
+                        }
+                        s->chains[k] = NULL;
+                }
+                pthread_rwlock_unlock(&s->lock);
+        }
+}
+
+int st_pod_cache_meta_with(struct st_pod_cache *c, enum st_meta_kind kind, const char *name,
+                           void (*fn)(const struct st_pod_kv *labels, size_t n, void *ctx), void *ctx) {
+        struct map *m = &c->meta[kind == ST_META_NODE];
+        uint64_t h = hash(name);
+        struct shard *s = shard_of(m, h);
+        int r = -ENOENT;
+        pthread_rwlock_rdlock(&s->lock);
+        struct node **pp = find(s, h, name);
+        if (*pp) {
+                const struct meta *v = (*pp)->value;
+                fn(v->labels, v->n, ctx);
+                r = 0;
+        }
+        pthread_rwlock_unlock(&s->lock);
+        return r;
+}

@@ -62,5 +62,19 @@ int st_pod_cache_by_container(struct st_pod_cache *c, const char *container_id,
 int st_pod_cache_by_ip(struct st_pod_cache *c, const char *ip, void (*fn)(const struct st_pod *, const struct st_pod_container *, void *),
                        void *ctx);
 
+/* Labels of namespaces and nodes, by name, when the config asks for them (a Namespace or Node
+ * watch). */
+enum st_meta_kind { ST_META_NAMESPACE, ST_META_NODE };
+/* Sets the labels of kind/name (the cache takes labels, n_labels of them, and their strings). */
+int st_pod_cache_meta_put(struct st_pod_cache *c, enum st_meta_kind kind, const char *name, struct st_pod_kv *labels,
+                          size_t n_labels);
+int st_pod_cache_meta_delete(struct st_pod_cache *c, enum st_meta_kind kind, const char *name);
+/* Forgets every entry of kind (before a relist fills it again). */
+void st_pod_cache_meta_clear(struct st_pod_cache *c, enum st_meta_kind kind);
+/* Calls fn with the labels of kind/name under a read lock. -ENOENT when unknown. */
+int st_pod_cache_meta_with(struct st_pod_cache *c, enum st_meta_kind kind, const char *name,
+                           void (*fn)(const struct st_pod_kv *labels, size_t n, void *ctx), void *ctx);
+void st_pod_kv_free(struct st_pod_kv *v, size_t n); /* NULL-safe */
+
 size_t st_pod_cache_size(struct st_pod_cache *c);
 size_t st_pod_cache_bytes(struct st_pod_cache *c); /* memory of the cached pods */

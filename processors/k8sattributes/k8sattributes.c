@@ -112,6 +112,8 @@ struct emit {
         size_t n;
         bool oom;
         bool found;
+        char ns[256], node[256]; /* the pod's, for their labels (looked up after the pod's lock) */
+        const char *label_prefix;
 };
 
 /* key=s (both copied into the arena, key when not static) unless the resource has key. */
@@ -159,6 +161,8 @@ static void from_pod(const struct st_pod *pod, const struct st_pod_container *c,
         struct emit *e = ctx;
         char key[320];
         e->found = true;
+        snprintf(e->ns, sizeof(e->ns), "%s", pod->namespace_ ? pod->namespace_ : "");
+        snprintf(e->node, sizeof(e->node), "%s", pod->node ? pod->node : "");
         put(e, "k8s.namespace.name", false, pod->namespace_);
         put(e, "k8s.pod.name", false, pod->name);
         put(e, "k8s.pod.uid", false, pod->uid);
@@ -181,6 +185,16 @@ static void from_pod(const struct st_pod *pod, const struct st_pod_container *c,
         for (size_t i = 0; i < pod->n_annotations; i++) {
                 snprintf(key, sizeof(key), "k8s.pod.annotation.%s", pod->annotations[i].key);
                 put(e, key, true, pod->annotations[i].value);
+        }
+}
+
+/* k8s.namespace.label.<key>, k8s.node.label.<key> */
+static void meta_labels(const struct st_pod_kv *labels, size_t n, void *ctx) {
+        struct emit *e = ctx;
+        char key[320];
+        for (size_t i = 0; i < n; i++) {
+                snprintf(key, sizeof(key), "%s%s", e->label_prefix, labels[i].key);
+                put(e, key, true, labels[i].value);
         }
 }
 
@@ -257,6 +271,14 @@ static int enrich(struct k8sattr *p, st_batch *b) {
                 }
                 st_tel_metric_add(p->m_associated, 1);
                 put(&e, "strata.k8s.association", false, rule_names[rule]);
+                if (e.ns[0]) {
+                        e.label_prefix = "k8s.namespace.label.";
+                        (void) st_pod_cache_meta_with(p->pods, ST_META_NAMESPACE, e.ns, meta_labels, &e);
+                }
+                if (e.node[0]) {
+                        e.label_prefix = "k8s.node.label.";
+                        (void) st_pod_cache_meta_with(p->pods, ST_META_NODE, e.node, meta_labels, &e);
+                }
                 if (e.oom)
                         return -ENOMEM;
                 if (!res) {

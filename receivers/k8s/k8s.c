@@ -30,7 +30,7 @@
 #define BACKOFF_MAX_NS (INT64_C(30) * ST_NS_PER_SEC)
 
 struct k8s_extract_cfg {
-        struct st_strv labels, annotations;
+        struct st_strv labels, annotations, namespace_labels, node_labels;
 };
 
 struct k8s_cfg {
@@ -53,6 +53,10 @@ static const struct st_cfg_field extract_fields[] = {
           .desc = "pod labels to keep (emitted as k8s.pod.label.<key>)" },
         { .name = "annotations", .type = ST_CFG_STRINGS, .offset = offsetof(struct k8s_extract_cfg, annotations),
           .desc = "pod annotations to keep (emitted as k8s.pod.annotation.<key>)" },
+        { .name = "namespace_labels", .type = ST_CFG_STRINGS, .offset = offsetof(struct k8s_extract_cfg, namespace_labels),
+          .desc = "labels of the pods' namespaces (k8s.namespace.label.<key>): adds a Namespace watch (list/watch namespaces)" },
+        { .name = "node_labels", .type = ST_CFG_STRINGS, .offset = offsetof(struct k8s_extract_cfg, node_labels),
+          .desc = "labels of this node (k8s.node.label.<key>): adds a Node watch of this node (get/list/watch nodes)" },
         ST_CFG_END,
 };
 
@@ -93,8 +97,12 @@ struct k8s_receiver {
         struct k8s_extract x;
         struct st_pod_cache *cache;
         struct k8s_kubeconfig kc;
-        pthread_t thread;
-        bool running;
+        struct watcher {
+                struct k8s_receiver *r;
+                enum k8s_kind kind;
+                pthread_t thread;
+                bool running;
+        } watchers[3];
         atomic_bool stop;
         pthread_mutex_t lock;
         pthread_cond_t cond;
@@ -354,8 +362,47 @@ static int on_event(void *ctx, const char *type, json_object *obj) {
         return e;
 }
 
+/* Namespaces and nodes: only their labels, by name. */
+static enum st_meta_kind meta_kind(enum k8s_kind k) { return k == K8S_NODES ? ST_META_NODE : ST_META_NAMESPACE; }
+
+static const struct st_strv *meta_keys(struct k8s_receiver *r, enum k8s_kind k) {
+        return k == K8S_NODES ? &r->cfg->extract.node_labels : &r->cfg->extract.namespace_labels;
+}
+
+struct meta_ctx {
+        struct k8s_receiver *r;
+        enum k8s_kind kind;
+};
+
+static int on_meta(void *ctx, const char *type, json_object *obj) {
+        struct meta_ctx *m = ctx;
+        const struct st_strv *keys = meta_keys(m->r, m->kind);
+        char err[256], *name;
+        struct st_pod_kv *labels;
+        size_t n;
+        st_tel_metric_add(m->r->m_events, 1);
+        if (k8s_meta_from_json(obj, keys->v, keys->n, &name, &labels, &n, err, sizeof(err)) < 0) {
+                st_warn(m->r->set.log_name, "a %s object cannot be read: %s, ignoring", k8s_kind_name(m->kind), err);
+                st_tel_metric_add(m->r->m_bad_pods, 1);
+                return 0;
+        }
+        if (strcmp(type, "DELETED") == 0) {
+                (void) st_pod_cache_meta_delete(m->r->cache, meta_kind(m->kind), name);
+                st_pod_kv_free(labels, n);
+        } else
+                (void) st_pod_cache_meta_put(m->r->cache, meta_kind(m->kind), name, labels, n);
+        free(name);
+        return 0;
+}
+
+static int on_meta_listed(void *ctx, json_object *obj) { return on_meta(ctx, "ADDED", obj); }
+
+/* One kind's loop: list, then watch; relist on 410; back off on errors. */
 static void *run(void *arg) {
-        struct k8s_receiver *r = arg;
+        struct watcher *w = arg;
+        struct k8s_receiver *r = w->r;
+        struct meta_ctx mc = { .r = r, .kind = w->kind };
+        const char *what = k8s_kind_name(w->kind);
         char err[512];
         char *rv = NULL;
         int64_t delay = BACKOFF_MIN_NS;
@@ -363,38 +410,43 @@ static void *run(void *arg) {
 
         while (!atomic_load(&r->stop)) {
                 struct listing l = { .r = r };
-                int e = k8s_list_pods(&r->conn, on_listed, &l, &rv, err, sizeof(err));
-                if (e == -ECANCELED) {
-                        for (size_t i = 0; i < l.n; i++)
-                                st_pod_free(l.v[i]);
-                        free(l.v);
-                        break;
+                int e;
+                if (w->kind == K8S_PODS)
+                        e = k8s_list(&r->conn, w->kind, on_listed, &l, &rv, err, sizeof(err));
+                else {
+                        st_pod_cache_meta_clear(r->cache, meta_kind(w->kind)); /* a relist says all there is */
+                        e = k8s_list(&r->conn, w->kind, on_meta_listed, &mc, &rv, err, sizeof(err));
                 }
                 if (e < 0) {
                         for (size_t i = 0; i < l.n; i++)
                                 st_pod_free(l.v[i]);
                         free(l.v);
+                        if (e == -ECANCELED)
+                                break;
                         st_tel_metric_add(r->m_errors, 1);
-                        st_warn(r->set.log_name, "cannot list pods from %s: %s; retrying", r->conn.server, err);
+                        st_warn(r->set.log_name, "cannot list %s from %s: %s; retrying", what, r->conn.server, err);
                         if (!backoff(r, &delay))
                                 break;
                         continue;
                 }
-                e = st_pod_cache_replace(r->cache, l.v, l.n);
-                free(l.v);
-                st_tel_metric_add(r->m_lists, 1);
-                gauges(r);
-                if (e < 0)
-                        st_warn(r->set.log_name, "the pod cache is incomplete: %s", strerror(-e));
-                st_log(listed_once ? ST_LOG_INFO : ST_LOG_INFO, r->set.log_name, "%s %zu pods%s%s (resourceVersion %s)",
-                       listed_once ? "relisted" : "listed", st_pod_cache_size(r->cache), *r->conn.node ? " of node " : "",
-                       r->conn.node, rv);
+                if (w->kind == K8S_PODS) {
+                        e = st_pod_cache_replace(r->cache, l.v, l.n);
+                        free(l.v);
+                        st_tel_metric_add(r->m_lists, 1);
+                        gauges(r);
+                        if (e < 0)
+                                st_warn(r->set.log_name, "the pod cache is incomplete: %s", strerror(-e));
+                        st_info(r->set.log_name, "%s %zu pods%s%s (resourceVersion %s)", listed_once ? "relisted" : "listed",
+                                st_pod_cache_size(r->cache), *r->conn.node ? " of node " : "", r->conn.node, rv);
+                } else
+                        st_info(r->set.log_name, "%s %s (resourceVersion %s)", listed_once ? "relisted" : "listed", what, rv);
                 listed_once = true;
                 delay = BACKOFF_MIN_NS;
 
                 for (;;) {
                         st_tel_metric_add(r->m_watches, 1);
-                        enum k8s_watch_end end = k8s_watch_pods(&r->conn, &rv, on_event, r, err, sizeof(err));
+                        enum k8s_watch_end end = k8s_watch(&r->conn, w->kind, &rv, w->kind == K8S_PODS ? on_event : on_meta,
+                                                           w->kind == K8S_PODS ? (void *) r : (void *) &mc, err, sizeof(err));
                         if (end == K8S_WATCH_STOPPED || atomic_load(&r->stop))
                                 goto out;
                         if (end == K8S_WATCH_TIMEOUT) {
@@ -402,11 +454,11 @@ static void *run(void *arg) {
                                 continue;
                         }
                         if (end == K8S_WATCH_GONE) {
-                                st_info(r->set.log_name, "watch: resourceVersion %s is gone (410), relisting", rv);
+                                st_info(r->set.log_name, "watch of %s: resourceVersion %s is gone (410), relisting", what, rv);
                                 break;
                         }
                         st_tel_metric_add(r->m_errors, 1);
-                        st_warn(r->set.log_name, "watch failed: %s; retrying", err);
+                        st_warn(r->set.log_name, "watch of %s failed: %s; retrying", what, err);
                         if (!backoff(r, &delay))
                                 goto out;
                 }
@@ -415,6 +467,8 @@ out:
         free(rv);
         return NULL;
 }
+
+static int k8s_shutdown(void *self, int64_t deadline_ns);
 
 static int k8s_start(void *self) {
         struct k8s_receiver *r = self;
@@ -463,13 +517,21 @@ static int k8s_start(void *self) {
         }
         if (!r->conn.server)
                 return -ENOMEM;
-        int e = -pthread_create(&r->thread, NULL, run, r);
-        if (e < 0) {
-                st_error(r->set.log_name, "cannot start the API thread: %s", strerror(-e));
-                return e;
+        bool want[3] = { true, c->extract.namespace_labels.n > 0, c->extract.node_labels.n > 0 };
+        for (int k = 0; k < 3; k++) {
+                struct watcher *w = &r->watchers[k];
+                *w = (struct watcher) { .r = r, .kind = (enum k8s_kind) k };
+                if (!want[k])
+                        continue;
+                int e = -pthread_create(&w->thread, NULL, run, w);
+                if (e < 0) {
+                        st_error(r->set.log_name, "cannot start the API thread: %s", strerror(-e));
+                        k8s_shutdown(r, 0);
+                        return e;
+                }
+                w->running = true;
+                (void) pthread_setname_np(w->thread, "k8s-watch");
         }
-        r->running = true;
-        (void) pthread_setname_np(r->thread, "k8s-watch");
         st_info(r->set.log_name, "watching pods%s%s at %s", *r->conn.node ? " of node " : "", r->conn.node, r->conn.server);
         return 0;
 }
@@ -477,14 +539,17 @@ static int k8s_start(void *self) {
 static int k8s_shutdown(void *self, int64_t deadline_ns) {
         struct k8s_receiver *r = self;
         (void) deadline_ns;
-        if (!r || !r->running)
+        if (!r)
                 return 0;
         pthread_mutex_lock(&r->lock);
-        atomic_store(&r->stop, true); /* aborts the transfer underway (progress callback) */
+        atomic_store(&r->stop, true); /* aborts the transfers underway (progress callback) */
         pthread_cond_broadcast(&r->cond);
         pthread_mutex_unlock(&r->lock);
-        pthread_join(r->thread, NULL);
-        r->running = false;
+        for (int k = 0; k < 3; k++)
+                if (r->watchers[k].running) {
+                        pthread_join(r->watchers[k].thread, NULL);
+                        r->watchers[k].running = false;
+                }
         return 0;
 }
 

@@ -87,21 +87,27 @@ static CURL *request(const struct k8s_conn *c, const char *url, struct curl_slis
         return h;
 }
 
-/* "/api/v1/pods" or "/api/v1/namespaces/NS/pods" */
-static void pods_path(const struct k8s_conn *c, CURL *h, char *buf, size_t cap) {
-        if (c->namespace_ && *c->namespace_) {
+const char *k8s_kind_name(enum k8s_kind k) {
+        return k == K8S_NAMESPACES ? "namespaces" : k == K8S_NODES ? "nodes" : "pods";
+}
+
+/* "/api/v1/pods", "/api/v1/namespaces/NS/pods", "/api/v1/namespaces", "/api/v1/nodes" */
+static void kind_path(const struct k8s_conn *c, enum k8s_kind kind, CURL *h, char *buf, size_t cap) {
+        if (kind == K8S_PODS && c->namespace_ && *c->namespace_) {
                 char *esc = curl_easy_escape(h, c->namespace_, 0);
                 snprintf(buf, cap, "/api/v1/namespaces/%s/pods", esc ? esc : "");
                 curl_free(esc);
         } else
-                snprintf(buf, cap, "/api/v1/pods");
+                snprintf(buf, cap, "/api/v1/%s", k8s_kind_name(kind));
 }
 
-/* "?fieldSelector=spec.nodeName%3Dnode-1&" or "?" */
-static void selector(const struct k8s_conn *c, CURL *h, char *buf, size_t cap) {
-        if (c->node && *c->node) {
+/* "?fieldSelector=spec.nodeName%3Dnode-1&" (pods), "?fieldSelector=metadata.name%3Dnode-1&"
+ * (this node), or "?" */
+static void selector(const struct k8s_conn *c, enum k8s_kind kind, CURL *h, char *buf, size_t cap) {
+        const char *field = kind == K8S_PODS ? "spec.nodeName" : kind == K8S_NODES ? "metadata.name" : NULL;
+        if (field && c->node && *c->node) {
                 char *esc = curl_easy_escape(h, c->node, 0);
-                snprintf(buf, cap, "?fieldSelector=spec.nodeName%%3D%s&", esc ? esc : "");
+                snprintf(buf, cap, "?fieldSelector=%s%%3D%s&", field, esc ? esc : "");
                 curl_free(esc);
         } else
                 snprintf(buf, cap, "?");
@@ -135,8 +141,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
         return st_buf_append(&b->b, p, size * n) < 0 ? 0 : size * n;
 }
 
-int k8s_list_pods(const struct k8s_conn *c, int (*fn)(void *ctx, json_object *pod), void *ctx, char **ret_rv,
-                  char *err, size_t errlen) {
+int k8s_list(const struct k8s_conn *c, enum k8s_kind kind, int (*fn)(void *ctx, json_object *obj), void *ctx,
+             char **ret_rv, char *err, size_t errlen) {
         char *cont = NULL, *rv = NULL;
         int r = 0;
         do {
@@ -149,8 +155,8 @@ int k8s_list_pods(const struct k8s_conn *c, int (*fn)(void *ctx, json_object *po
                         break;
                 }
                 char pp[512];
-                selector(c, h, sel, sizeof(sel));
-                pods_path(c, h, pp, sizeof(pp));
+                selector(c, kind, h, sel, sizeof(sel));
+                kind_path(c, kind, h, pp, sizeof(pp));
                 char *esc = cont ? curl_easy_escape(h, cont, 0) : NULL;
                 snprintf(url, sizeof(url), "%s%s%slimit=%lld%s%s", c->server, pp, sel, (long long) c->page_size,
                          esc ? "&continue=" : "", esc ? esc : "");
@@ -168,8 +174,8 @@ int k8s_list_pods(const struct k8s_conn *c, int (*fn)(void *ctx, json_object *po
                 if (cr == CURLE_ABORTED_BY_CALLBACK)
                         r = -ECANCELED;
                 else if (body.too_big) {
-                        snprintf(err, errlen, "a page of the pod list is larger than %llu bytes: lower page_size",
-                                 (unsigned long long) MAX_LIST_BYTES);
+                        snprintf(err, errlen, "a page of the list of %s is larger than %llu bytes: lower page_size",
+                                 k8s_kind_name(kind), (unsigned long long) MAX_LIST_BYTES);
                         r = -EIO;
                 } else if (cr != CURLE_OK) {
                         snprintf(err, errlen, "%s", curl_easy_strerror(cr));
@@ -193,7 +199,7 @@ int k8s_list_pods(const struct k8s_conn *c, int (*fn)(void *ctx, json_object *po
                 if (!list || !json_object_object_get_ex(list, "items", &items) ||
                     !(json_object_is_type(items, json_type_array) || json_object_is_type(items, json_type_null)) ||
                     !json_object_object_get_ex(list, "metadata", &meta) || !json_object_is_type(meta, json_type_object)) {
-                        snprintf(err, errlen, "the pod list is not a PodList (no items array or metadata object)");
+                        snprintf(err, errlen, "the list of %s has no items array or metadata object", k8s_kind_name(kind));
                         json_object_put(list);
                         r = -EBADMSG;
                         break;
@@ -214,7 +220,7 @@ int k8s_list_pods(const struct k8s_conn *c, int (*fn)(void *ctx, json_object *po
         } while (r >= 0 && cont);
         free(cont);
         if (r >= 0 && !rv) {
-                snprintf(err, errlen, "the pod list has no metadata.resourceVersion");
+                snprintf(err, errlen, "the list of %s has no metadata.resourceVersion", k8s_kind_name(kind));
                 r = -EBADMSG;
         }
         if (r < 0) {
@@ -324,9 +330,8 @@ static size_t on_stream(char *p, size_t size, size_t n, void *ud) {
         return len;
 }
 
-enum k8s_watch_end k8s_watch_pods(const struct k8s_conn *c, char **rv,
-                                  int (*fn)(void *ctx, const char *type, json_object *pod), void *ctx, char *err,
-                                  size_t errlen) {
+enum k8s_watch_end k8s_watch(const struct k8s_conn *c, enum k8s_kind kind, char **rv,
+                             int (*fn)(void *ctx, const char *type, json_object *obj), void *ctx, char *err, size_t errlen) {
         char url[4096], sel[512];
         struct curl_slist *hdrs = NULL;
         struct watch w = { .c = c, .rv = rv, .fn = fn, .ctx = ctx, .err = err, .errlen = errlen };
@@ -335,8 +340,8 @@ enum k8s_watch_end k8s_watch_pods(const struct k8s_conn *c, char **rv,
                 return K8S_WATCH_FAILED;
         w.h = h;
         char pp[512];
-        selector(c, h, sel, sizeof(sel));
-        pods_path(c, h, pp, sizeof(pp));
+        selector(c, kind, h, sel, sizeof(sel));
+        kind_path(c, kind, h, pp, sizeof(pp));
         char *esc = curl_easy_escape(h, *rv ? *rv : "", 0);
         snprintf(url, sizeof(url), "%s%s%swatch=1&allowWatchBookmarks=true&resourceVersion=%s&timeoutSeconds=%lld",
                  c->server, pp, sel, esc ? esc : "", (long long) c->watch_timeout_s);

@@ -23,11 +23,16 @@ struct k8s_conn {
         atomic_bool *stop; /* aborts a transfer underway */
 };
 
-/* Calls fn for each pod object of every page, then returns the list's resourceVersion in
+/* What is listed and watched: pods (of the node and namespace of the connection), and, when
+ * the config asks for their labels, namespaces and this node. */
+enum k8s_kind { K8S_PODS, K8S_NAMESPACES, K8S_NODES };
+const char *k8s_kind_name(enum k8s_kind k); /* "pods" */
+
+/* Calls fn for each object of kind of every page, then returns the list's resourceVersion in
  * *ret_rv (malloc'd). -EIO with the reason in err (HTTP status and the API's message, or
  * curl's), -EBADMSG for a response that is not a PodList, -ECANCELED when stopped. */
-int k8s_list_pods(const struct k8s_conn *c, int (*fn)(void *ctx, json_object *pod), void *ctx, char **ret_rv,
-                  char *err, size_t errlen);
+int k8s_list(const struct k8s_conn *c, enum k8s_kind kind, int (*fn)(void *ctx, json_object *obj), void *ctx,
+             char **ret_rv, char *err, size_t errlen);
 
 enum k8s_watch_end {
         K8S_WATCH_TIMEOUT, /* the server ended the stream (its timeout): watch again from rv */
@@ -36,8 +41,7 @@ enum k8s_watch_end {
         K8S_WATCH_STOPPED,
 };
 
-/* Watches pods from *rv (updated as events and bookmarks come). fn gets each event's type
+/* Watches kind from *rv (updated as events and bookmarks come). fn gets each event's type
  * ("ADDED", "MODIFIED", "DELETED") and object; bookmarks only move *rv. */
-enum k8s_watch_end k8s_watch_pods(const struct k8s_conn *c, char **rv,
-                                  int (*fn)(void *ctx, const char *type, json_object *pod), void *ctx, char *err,
-                                  size_t errlen);
+enum k8s_watch_end k8s_watch(const struct k8s_conn *c, enum k8s_kind kind, char **rv,
+                             int (*fn)(void *ctx, const char *type, json_object *obj), void *ctx, char *err, size_t errlen);

@@ -305,3 +305,28 @@ int k8s_pod_from_json(const json_object *obj, const struct k8s_extract *x, struc
         *ret = p;
         return 0;
 }
+
+int k8s_meta_from_json(const json_object *obj, char *const *keys, size_t n_keys, char **ret_name,
+                       struct st_pod_kv **ret_labels, size_t *ret_n, char *err, size_t errlen) {
+        struct st_pod scratch = { 0 }; /* only for the byte count the helpers keep */
+        struct parse ps = { .p = &scratch, .err = err, .errlen = errlen };
+        struct st_pod_kv *labels = NULL;
+        size_t n = 0;
+        if (!json_object_is_type(obj, json_type_object)) {
+                snprintf(err, errlen, "expected object, got %s", type_name(obj));
+                return -EBADMSG;
+        }
+        json_object *meta = get(&ps, obj, "", "metadata", json_type_object, true);
+        char *name = meta ? get_str(&ps, meta, "metadata", "name", true) : NULL;
+        json_object *lab = meta ? get(&ps, meta, "metadata", "labels", json_type_object, false) : NULL;
+        keep_keys(&ps, lab, "metadata.labels", keys, n_keys, &labels, &n);
+        if (ps.r < 0) {
+                free(name);
+                st_pod_kv_free(labels, n);
+                return ps.r;
+        }
+        *ret_name = name;
+        *ret_labels = labels;
+        *ret_n = n;
+        return 0;
+}

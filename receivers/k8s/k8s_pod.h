@@ -25,3 +25,8 @@ char *k8s_deployment_of_replicaset(const char *rs_name, const char *template_has
 /* The CronJob of a Job: its name without the scheduled-time suffix ("backup-28930260" →
  * "backup"). NULL when there is none. Malloc'd. */
 char *k8s_cronjob_of_job(const char *job_name);
+
+/* A Namespace or Node object: its name, and the labels of keys (only those). -EBADMSG with the
+ * reason in err. */
+int k8s_meta_from_json(const json_object *obj, char *const *keys, size_t n_keys, char **ret_name,
+                       struct st_pod_kv **ret_labels, size_t *ret_n, char *err, size_t errlen);

@@ -40,12 +40,16 @@ describe('k8s receiver and k8sattributes', () => {
     api.add(pod({ name: 'agent-x', uid: 'uid-agent', containerId: CID(3), ip: '192.168.1.10', hostNetwork: true,
       owner: { kind: 'DaemonSet', name: 'agent' } }));
     api.add(pod({ name: 'other-1', uid: 'uid-other', containerId: CID(4), node: 'node-2' })); // not this node's
+    api.put('namespaces', 'default', { team: 'shop', 'kubernetes.io/metadata.name': 'default' });
+    api.put('nodes', 'node-1', { 'topology.kubernetes.io/zone': 'zone-a', 'kubernetes.io/os': 'linux' });
+    api.put('nodes', 'node-2', { 'topology.kubernetes.io/zone': 'zone-b' });
 
     const h = await setup(t, {
       configure: (cfg) => {
         cfg.receivers.k8s = {
           api_server: api.url, ca_file: api.caFile, token_file: api.tokenFile, node: 'node-1', page_size: 2,
-          watch_timeout: '30s', extract: { labels: ['app'] }, lifecycle_records: true,
+          watch_timeout: '30s', lifecycle_records: true,
+          extract: { labels: ['app'], namespace_labels: ['team'], node_labels: ['topology.kubernetes.io/zone'] },
         };
         cfg.processors.k8sattributes = {};
         cfg.service.pipelines.traces.processors = ['k8sattributes', 'batch'];
@@ -75,6 +79,13 @@ describe('k8s receiver and k8sattributes', () => {
       assert.strictEqual(ra['k8s.pod.label.app'], 'web');
       assert.strictEqual(ra['k8s.pod.start_time'], '2026-11-30T10:00:01Z');
       assert.strictEqual(ra['strata.k8s.association'], 'container.id');
+      // labels of its namespace and node (a Namespace watch, and a Node watch of this node only)
+      assert.strictEqual(ra['k8s.namespace.label.team'], 'shop');
+      assert.strictEqual(ra['k8s.node.label.topology.kubernetes.io/zone'], 'zone-a');
+      assert.strictEqual(ra['k8s.namespace.label.kubernetes.io/metadata.name'], undefined, 'only the labels asked for');
+      api.put('namespaces', 'default', { team: 'checkout' });
+      await waitFor(async () => (await spanOf(h, tracing, CID(1), `ns-${Date.now()}`))['k8s.namespace.label.team'] === 'checkout',
+        10000, { message: 'the namespace label change applied' });
 
       // watch: a new pod, a changed one, a deleted one, a bookmark
       api.add(pod({ name: 'web-3', uid: 'uid-web-3', containerId: CID(5), ip: '10.244.1.13', labels: { app: 'web' } }));
@@ -112,7 +123,7 @@ describe('k8s receiver and k8sattributes', () => {
       const watches = api.counts.watches;
       api.sendRaw('{"type":"MODIFIED","object":{"kind":"Pod","metadata":');
       api.sendRaw('not json at all');
-      await waitFor(() => /watch failed: a watch event that is not \{type, object\}/.test(h.strata.stderr), 10000, { message: 'the bad line told' });
+      await waitFor(() => /watch of pods failed: a watch event that is not \{type, object\}/.test(h.strata.stderr), 10000, { message: 'the bad line told' });
       await waitFor(() => api.counts.watches > watches, 10000, { message: 'watched again' });
       ra = await spanOf(h, tracing, CID(1), 'after-bad-json');
       assert.strictEqual(ra['k8s.pod.name'], 'web-1');

@@ -325,6 +325,46 @@ static void test_k8sattributes(void **state) {
         harness_free(&h);
 }
 
+static void count_labels(const struct st_pod_kv *labels, size_t n, void *ctx) {
+        char *out = ctx;
+        snprintf(out, 64, "%zu:%s=%s", n, n ? labels[0].key : "", n ? labels[0].value : "");
+}
+
+/* Namespaces and nodes: their labels (only those asked for), by name. */
+static void test_meta(void **state) {
+        (void) state;
+        char err[256], *name, out[64];
+        struct st_pod_kv *labels;
+        size_t n;
+        char *keys[] = { "team" };
+        json_object *o = parse("{\"kind\":\"Namespace\",\"metadata\":{\"name\":\"shop\",\"labels\":{\"team\":\"pay\",\"x\":\"y\"}}}");
+        assert_int_equal(k8s_meta_from_json(o, keys, 1, &name, &labels, &n, err, sizeof(err)), 0);
+        json_object_put(o);
+        assert_string_equal(name, "shop");
+        assert_int_equal(n, 1);
+        struct st_pod_cache *c;
+        assert_int_equal(st_pod_cache_new(&c), 0);
+        assert_int_equal(st_pod_cache_meta_put(c, ST_META_NAMESPACE, name, labels, n), 0);
+        assert_int_equal(st_pod_cache_meta_with(c, ST_META_NAMESPACE, "shop", count_labels, out), 0);
+        assert_string_equal(out, "1:team=pay");
+        assert_int_equal(st_pod_cache_meta_with(c, ST_META_NODE, "shop", count_labels, out), -ENOENT); /* another kind */
+        assert_int_equal(st_pod_cache_meta_delete(c, ST_META_NAMESPACE, "shop"), 0);
+        assert_int_equal(st_pod_cache_meta_with(c, ST_META_NAMESPACE, "shop", count_labels, out), -ENOENT);
+        free(name);
+        o = parse("{\"metadata\":{\"name\":\"n1\"}}");
+        assert_int_equal(k8s_meta_from_json(o, keys, 1, &name, &labels, &n, err, sizeof(err)), 0);
+        json_object_put(o);
+        assert_int_equal(st_pod_cache_meta_put(c, ST_META_NODE, name, labels, n), 0);
+        free(name);
+        st_pod_cache_meta_clear(c, ST_META_NODE);
+        assert_int_equal(st_pod_cache_meta_with(c, ST_META_NODE, "n1", count_labels, out), -ENOENT);
+        o = parse("{\"metadata\":{\"name\":\"n1\",\"labels\":{\"team\":1}}}");
+        assert_int_equal(k8s_meta_from_json(o, keys, 1, &name, &labels, &n, err, sizeof(err)), -EBADMSG);
+        json_object_put(o);
+        assert_non_null(strstr(err, "metadata.labels.team"));
+        st_pod_cache_free(c);
+}
+
 static void write_text(const char *path, const char *text) {
         FILE *f = fopen(path, "w");
         assert_non_null(f);
@@ -395,6 +435,7 @@ int main(void) {
                 cmocka_unit_test(test_cache),
                 cmocka_unit_test(test_k8sattributes),
                 cmocka_unit_test(test_kubeconfig),
+                cmocka_unit_test(test_meta),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

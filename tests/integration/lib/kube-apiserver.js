@@ -42,6 +42,7 @@ class KubeApiServer {
     this.token = 'token-1';
     fs.writeFileSync(this.tokenFile, `${this.token}\n`);
     this.pods = new Map();      // uid → pod
+    this.objects = { namespaces: new Map(), nodes: new Map() }; // name → object
     this.rv = 1000;             // the last resourceVersion
     this.events = [];           // { rv, type, object }
     this.oldestRv = 1000;       // watches from before this get 410
@@ -78,18 +79,25 @@ class KubeApiServer {
 
   // --- state changes (each one an event) ---------------------------------------------------
 
-  record(type, pod) {
+  record(type, pod, kind = 'pods') {
     this.rv += 1;
     const object = JSON.parse(JSON.stringify(pod));
     object.metadata.resourceVersion = String(this.rv);
-    if (type === 'DELETED') this.pods.delete(pod.metadata.uid);
-    else this.pods.set(pod.metadata.uid, object);
-    const ev = { rv: this.rv, type, object };
+    const store = kind === 'pods' ? this.pods : this.objects[kind];
+    const key = kind === 'pods' ? pod.metadata.uid : pod.metadata.name;
+    if (type === 'DELETED') store.delete(key);
+    else store.set(key, object);
+    const ev = { rv: this.rv, type, object, kind };
     this.events.push(ev);
     for (const w of this.watchers) this.send(w, ev);
   }
 
   add(pod) { this.record('ADDED', pod); }
+  /** A Namespace or Node (kind 'namespaces' | 'nodes'), added or changed. */
+  put(kind, name, labels) {
+    const exists = this.objects[kind].has(name);
+    this.record(exists ? 'MODIFIED' : 'ADDED', { apiVersion: 'v1', kind: kind === 'nodes' ? 'Node' : 'Namespace', metadata: { name, uid: `${kind}-${name}`, labels } }, kind);
+  }
   modify(pod) { this.record('MODIFIED', pod); }
   remove(uid) { this.record('DELETED', this.pods.get(uid)); }
   /** A change no watcher hears of (it happened while they were away). */
@@ -119,17 +127,25 @@ class KubeApiServer {
       this.counts.unauthorized += 1;
       return this.reply(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
     }
-    const m = /^\/api\/v1\/(?:namespaces\/([^/]+)\/)?pods$/.exec(u.pathname);
-    if (!m) return this.reply(res, 404, status(404, 'NotFound', `the server could not find ${u.pathname}`));
-    const ns = m[1] ? decodeURIComponent(m[1]) : null;
     const sel = u.searchParams.get('fieldSelector') || '';
-    const node = sel.startsWith('spec.nodeName=') ? sel.slice('spec.nodeName='.length) : null;
-    const match = (p) => (node === null || p.spec?.nodeName === node) && (ns === null || p.metadata.namespace === ns);
-    if (u.searchParams.get('watch') === '1') return this.watch(req, res, u, match);
-    return this.list(res, u, match);
+    const fieldIs = (f) => (sel.startsWith(`${f}=`) ? sel.slice(f.length + 1) : null);
+    let kind; let match;
+    const m = /^\/api\/v1\/(?:namespaces\/([^/]+)\/)?pods$/.exec(u.pathname);
+    if (m) {
+      kind = 'pods';
+      const ns = m[1] ? decodeURIComponent(m[1]) : null;
+      const node = fieldIs('spec.nodeName');
+      match = (p) => (node === null || p.spec?.nodeName === node) && (ns === null || p.metadata.namespace === ns);
+    } else if (u.pathname === '/api/v1/namespaces' || u.pathname === '/api/v1/nodes') {
+      kind = u.pathname.slice('/api/v1/'.length);
+      const name = fieldIs('metadata.name');
+      match = (o) => name === null || o.metadata.name === name;
+    } else return this.reply(res, 404, status(404, 'NotFound', `the server could not find ${u.pathname}`));
+    if (u.searchParams.get('watch') === '1') return this.watch(req, res, u, match, kind);
+    return this.list(res, u, match, kind);
   }
 
-  list(res, u, match) {
+  list(res, u, match, kind = 'pods') {
     const limit = Number(u.searchParams.get('limit') || 0);
     const cont = u.searchParams.get('continue');
     let offset = 0; let rv = this.rv;
@@ -138,20 +154,21 @@ class KubeApiServer {
       offset = c.offset; rv = c.rv;
       if (rv < this.oldestRv) return this.reply(res, 410, status(410, 'Expired', 'The provided continue parameter is too old'));
     }
-    const all = [...this.pods.values()].filter(match).sort((a, b) => a.metadata.uid.localeCompare(b.metadata.uid));
+    const store = kind === 'pods' ? this.pods : this.objects[kind];
+    const all = [...store.values()].filter(match).sort((a, b) => a.metadata.uid.localeCompare(b.metadata.uid));
     const page = limit ? all.slice(offset, offset + limit) : all.slice(offset);
     const more = limit && offset + limit < all.length;
-    if (!cont) this.counts.lists += 1;
+    if (!cont && kind === 'pods') this.counts.lists += 1;
     this.counts.listPages += 1;
     this.reply(res, 200, {
-      kind: 'PodList', apiVersion: 'v1',
+      kind: kind === 'pods' ? 'PodList' : kind === 'nodes' ? 'NodeList' : 'NamespaceList', apiVersion: 'v1',
       metadata: { resourceVersion: String(rv), ...(more ? { continue: Buffer.from(JSON.stringify({ offset: offset + limit, rv })).toString('base64') } : {}) },
       items: page,
     });
   }
 
-  watch(req, res, u, match) {
-    this.counts.watches += 1;
+  watch(req, res, u, match, kind = 'pods') {
+    if (kind === 'pods') this.counts.watches += 1;
     const from = Number(u.searchParams.get('resourceVersion') || 0);
     if (from < this.oldestRv) {
       if (this.goneAsHttp) return this.reply(res, 410, status(410, 'Expired', `too old resource version: ${from} (${this.oldestRv})`));
@@ -160,7 +177,7 @@ class KubeApiServer {
       return res.end();
     }
     res.writeHead(200, this.streamHeaders(req));
-    const w = { res, match, from };
+    const w = { res, match, from, kind };
     this.watchers.add(w);
     res.on('close', () => this.watchers.delete(w));
     for (const ev of this.events) if (ev.rv > from) this.send(w, ev);
@@ -175,7 +192,7 @@ class KubeApiServer {
   }
 
   send(w, ev) {
-    if (ev.type !== 'BOOKMARK' && !w.match(ev.object)) return;
+    if (ev.type !== 'BOOKMARK' && ((ev.kind || 'pods') !== w.kind || !w.match(ev.object))) return;
     this.writeSplit(w.res, `${JSON.stringify({ type: ev.type, object: ev.object })}\n`);
   }
 
