@@ -31,7 +31,7 @@ async function setup(t, o = {}) {
   track(() => sink.stop());
   if (o.sinkRunning === false) await sink.stop();
 
-  const strata = await startStrata({ sinkEndpoint: sink.endpoint, configure: o.configure, healthTimeoutMs: 10000 });
+  const strata = await startStrata({ sinkEndpoint: sink.endpoint, configure: o.configure, env: o.env, healthTimeoutMs: 10000 });
   track(() => strata.cleanup());
   return { sink, strata, track };
 }
