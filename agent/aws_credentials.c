@@ -358,7 +358,7 @@ static int from_web_identity(struct st_aws_creds *c, char *why, size_t cap) {
                 char code[128] = "", msg[256] = "";
                 xml_tag(text, "Code", code, sizeof(code));
                 xml_tag(text, "Message", msg, sizeof(msg));
-                snprintf(err, sizeof(err), "HTTP %ld %s: %s", status, code, msg);
+                snprintf(err, sizeof(err), "HTTP %ld %.60s: %.150s", status, code, msg);
                 r = -EIO;
         }
         if (r == 0 && !(xml_tag(text, "AccessKeyId", c->access_key_id, sizeof(c->access_key_id)) &&
