@@ -116,10 +116,6 @@ struct cw_receiver {
 static int cw_validate(const void *cfg, struct st_cfg_ctx *ctx) {
         const struct cw_cfg *c = cfg;
         const struct cw_metric_cfg *m = c->metrics.v;
-        if (!c->metrics.n && !(c->has_discovery && c->discovery.namespaces.n)) {
-                st_cfg_errorf(ctx, "metrics", "nothing to pull: give metrics, or discovery.namespaces");
-                return -EINVAL;
-        }
         for (size_t i = 0; i < c->metrics.n; i++)
                 if (!m[i].namespace_ || !*m[i].namespace_ || !m[i].metric_name || !*m[i].metric_name) {
                         st_cfg_errorf(ctx, "metrics", "element %zu: namespace and metric_name are required", i);
@@ -573,6 +569,10 @@ static int cw_create(const struct st_component_settings *set, const void *cfg, v
 static int cw_start(void *self) {
         struct cw_receiver *r = self;
         char region[64];
+        if (!r->n && !(r->cfg->has_discovery && r->cfg->discovery.namespaces.n)) {
+                st_warn(r->set.log_name, "nothing to pull: no metrics and no discovery.namespaces configured");
+                return 0;
+        }
         if (r->cfg->region && *r->cfg->region)
                 snprintf(region, sizeof(region), "%s", r->cfg->region);
         else

@@ -5,7 +5,7 @@ const { spawnSync } = require('node:child_process');
 
 const files = process.argv.slice(2).length
   ? process.argv.slice(2)
-  : ['sink.selftest.js', 'roundtrip.test.js', 'faults.test.js', 'validate.test.js', 'correlate.test.js', 'k8s.test.js', 'manifests.test.js', 'cloudwatch.test.js'];
+  : ['sink.selftest.js', 'roundtrip.test.js', 'faults.test.js', 'validate.test.js', 'correlate.test.js', 'k8s.test.js', 'manifests.test.js', 'cloudwatch.test.js', 'ecs.test.js'];
 const wanted = ['--test-timeout=60000', '--test-force-exit'];
 const flags = wanted.filter((f) => process.allowedNodeEnvironmentFlags.has(f.split('=')[0]));
 
