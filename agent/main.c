@@ -21,6 +21,16 @@
 
 extern const char st_default_config[];
 extern const size_t st_default_config_len;
+extern const char st_default_ecs_config[];
+extern const size_t st_default_ecs_config_len;
+
+/* In an ECS task (Fargate included) the default is the ECS one: task identity and metrics,
+ * the kernel receiver only where the host allows it. */
+static bool in_ecs(void) {
+        const char *u = getenv("ECS_CONTAINER_METADATA_URI_V4");
+        return u && *u;
+}
+static const char *default_name(void) { return in_ecs() ? "<embedded ECS default>" : "<embedded default>"; }
 
 static void usage(FILE *f) {
         fprintf(f, "usage: strata run [--config FILE]      run the agent (embedded default config without --config)\n"
@@ -34,7 +44,8 @@ static void usage(FILE *f) {
 static int load(const char *config, struct st_service **ret) {
         struct st_diag d = { 0 };
         int r = config ? st_service_load(config, NULL, 0, &d, ret)
-                       : st_service_load("<embedded default>", st_default_config, st_default_config_len, &d, ret);
+                : in_ecs() ? st_service_load(default_name(), st_default_ecs_config, st_default_ecs_config_len, &d, ret)
+                           : st_service_load(default_name(), st_default_config, st_default_config_len, &d, ret);
         if (d.errors)
                 fputs(st_buf_cstr(&d.text), stderr);
         st_diag_free(&d);
@@ -45,12 +56,12 @@ static int cmd_validate(const char *config) {
         struct st_service *s = NULL;
         int r = load(config, &s);
         if (r < 0) {
-                fprintf(stderr, "%s: invalid config\n", config ? config : "<embedded default>");
+                fprintf(stderr, "%s: invalid config\n", config ? config : default_name());
                 return 1;
         }
         st_buf out = { 0 };
         st_service_describe(s, &out);
-        printf("%s: valid\n%s", config ? config : "<embedded default>", st_buf_cstr(&out));
+        printf("%s: valid\n%s", config ? config : default_name(), st_buf_cstr(&out));
         st_buf_free(&out);
         st_service_free(s);
         return 0;
@@ -104,7 +115,9 @@ static int cmd_run(const char *config) {
 
         st_buf desc = { 0 };
         st_service_describe(s, &desc);
-        st_info(NULL, "strata %s starting with %s", STRATA_VERSION, config ? config : "the embedded default config");
+        st_info(NULL, "strata %s starting with %s", STRATA_VERSION,
+                config ? config : in_ecs() ? "the embedded ECS default config (ECS_CONTAINER_METADATA_URI_V4 is set)"
+                                           : "the embedded default config");
         for (char *line = strtok(desc.data, "\n"); line; line = strtok(NULL, "\n"))
                 st_info(NULL, "pipeline %s", line);
         st_buf_free(&desc);
@@ -205,7 +218,10 @@ int main(int argc, char **argv) {
                 return r < 0 ? 1 : 0;
         }
         if (strcmp(cmd, "default-config") == 0) {
-                fwrite(st_default_config, 1, st_default_config_len, stdout);
+                if (in_ecs())
+                        fwrite(st_default_ecs_config, 1, st_default_ecs_config_len, stdout);
+                else
+                        fwrite(st_default_config, 1, st_default_config_len, stdout);
                 return 0;
         }
         if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

@@ -11,7 +11,9 @@ const http = require('node:http');
 const { setup, shutdownQuietly, context } = require('./lib/harness');
 const sdk = require('./lib/sdk');
 const { attrs } = require('./lib/otlp');
-const { withTimeout } = require('./lib/util');
+const { withTimeout, waitFor, freePorts } = require('./lib/util');
+const { spawn } = require('node:child_process');
+const { STRATA_BIN } = require('./lib/strata');
 
 const APP = '1b5bdb6fa4f5465ab7e1d3e7f48c9a6e-1234567890';
 const STRATA = '1b5bdb6fa4f5465ab7e1d3e7f48c9a6e-0987654321';
@@ -124,3 +126,21 @@ for (const launchType of ['FARGATE', 'EC2']) {
     });
   });
 }
+
+test('in an ECS task, strata run without --config starts in ECS mode on its own', { timeout: 60000 }, async (t) => {
+  const md = await metadataServer('FARGATE');
+  t.after(() => new Promise((r) => md.srv.close(r)));
+  const [grpc, httpPort, tel] = await freePorts(3);
+  const p = spawn(STRATA_BIN, ['run'], {
+    env: { ...process.env, ECS_CONTAINER_METADATA_URI_V4: md.uri, STRATA_OTLP_GRPC_ENDPOINT: `127.0.0.1:${grpc}`,
+      STRATA_OTLP_HTTP_ENDPOINT: `127.0.0.1:${httpPort}`, STRATA_METRICS_ADDRESS: `127.0.0.1:${tel}` },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  p.stderr.on('data', (c) => { err += c; });
+  t.after(() => p.kill('SIGKILL'));
+  await waitFor(() => /starting with the embedded ECS default config/.test(err) && /detector ecs: task arn:aws:ecs:eu-west-1:111122223333:task/.test(err)
+    && /\[receiver\/ecs\] task stats every 30s/.test(err), 15000, { message: `ECS mode in the log:\n${err}` });
+  // the kernel receiver is on in that mode: it runs, or says why it cannot (Fargate)
+  await waitFor(() => /\[receiver\/ebpf\] (kernel hooks:|kernel collection is off:)/.test(err), 15000, { message: 'the kernel receiver reports' });
+});

@@ -135,3 +135,26 @@ test('deploy/kubernetes manifests are valid and least-privilege', async (t) => {
   }
   assert.ok(configs >= 2, 'the DaemonSet and sidecar configs were checked');
 });
+
+test('deploy/ecs: a Fargate task with strata as a non-essential sidecar, and the least IAM policy', () => {
+  const dir = path.join(__dirname, '..', '..', 'deploy', 'ecs');
+  const td = JSON.parse(fs.readFileSync(path.join(dir, 'task-definition.json'), 'utf8'));
+  assert.ok(td.family && td.requiresCompatibilities.includes('FARGATE'));
+  assert.strictEqual(td.networkMode, 'awsvpc', 'awsvpc: containers share localhost');
+  const strata = td.containerDefinitions.find((c) => c.name === 'strata');
+  const app = td.containerDefinitions.find((c) => c.name !== 'strata');
+  assert.ok(strata && app);
+  assert.strictEqual(strata.essential, false, 'strata does not take the task down');
+  assert.strictEqual(app.essential, true);
+  assert.ok(strata.memory >= strata.memoryReservation, 'a memory limit');
+  const env = Object.fromEntries(app.environment.map((e) => [e.name, e.value]));
+  assert.match(env.OTEL_EXPORTER_OTLP_ENDPOINT, /^http:\/\/(localhost|127\.0\.0\.1):4317$/, 'the app sends to strata on localhost');
+  const senv = Object.fromEntries(strata.environment.map((e) => [e.name, e.value]));
+  assert.strictEqual(senv.STRATA_OTLP_GRPC_ENDPOINT.split(':')[1], '4317');
+  assert.ok(app.dependsOn.some((d) => d.containerName === 'strata'));
+  for (const c of td.containerDefinitions) assert.match(c.image, /:[\w.-]+$/, `${c.name}: a tagged image`);
+  const policy = JSON.parse(fs.readFileSync(path.join(dir, 'iam-policy.json'), 'utf8'));
+  const actions = policy.Statement.flatMap((st) => st.Action).sort();
+  assert.deepStrictEqual(actions, ['cloudwatch:GetMetricData', 'cloudwatch:ListMetrics'], 'only what the cloudwatch receiver calls');
+  assert.ok(policy.Statement.every((st) => st.Effect === 'Allow'));
+});

@@ -44,6 +44,8 @@ static void test_examples(void **state) {
         assert_non_null(src);
         snprintf(path, sizeof(path), "%s/config/default.yaml", src);
         check_file(path);
+        snprintf(path, sizeof(path), "%s/config/default-ecs.yaml", src);
+        check_file(path);
         snprintf(path, sizeof(path), "%s/config/examples", src);
         DIR *d = opendir(path);
         assert_non_null(d);
