@@ -8,6 +8,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "aws_credentials.h"
 #include "component.h"
 
 #define API_TIMEOUT_MS 700
@@ -78,17 +79,28 @@ static void api_section(st_buf *out) {
                         st_doctor_line(out, "ECS task metadata v4", 0, "%s: %s", url, why);
         }
         /* IMDSv2: a token first, as the SDKs do */
+        bool imds = false;
         if (probe("PUT", "http://169.254.169.254/latest/api/token", "X-aws-ec2-metadata-token-ttl-seconds: 60", &status, why,
-                  sizeof(why)) == 0)
-                st_doctor_line(out, "EC2 instance metadata", status == 200, "IMDSv2 token request answered HTTP %ld", status);
-        else
+                  sizeof(why)) == 0) {
+                imds = status == 200;
+                st_doctor_line(out, "EC2 instance metadata", imds, "IMDSv2 token request answered HTTP %ld", status);
+        } else
                 st_doctor_line(out, "EC2 instance metadata", 0, "169.254.169.254: %s (not on EC2, or IMDS blocked)", why);
-        const char *region = getenv("AWS_REGION") ? getenv("AWS_REGION") : getenv("AWS_DEFAULT_REGION");
-        bool creds = getenv("AWS_ACCESS_KEY_ID") || getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") ||
-                     getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI") || getenv("AWS_WEB_IDENTITY_TOKEN_FILE");
-        st_doctor_line(out, "AWS credentials (env)", creds, "%s; region %s",
-                       creds ? "a credential source is configured in the environment" : "none in the environment",
-                       region ? region : "not set");
+        /* the whole credentials chain, as the cloudwatch receiver walks it (never a secret) */
+        if (!imds)
+                setenv("AWS_EC2_METADATA_DISABLED", "true", 0); /* known unreachable: no second wait */
+        char region[64], reasons[2048];
+        struct st_aws_provider *p = NULL;
+        struct st_aws_creds c;
+        st_aws_region(region, sizeof(region));
+        if (st_aws_provider_new(&p) == 0 && st_aws_credentials(p, &c, reasons, sizeof(reasons)) == 0)
+                st_doctor_line(out, "AWS credentials", 1, "from %s (%s)%s; region %s", c.source,
+                               c.session_token[0] ? "temporary" : "long-term", c.expires_unix ? ", refreshed before they expire" : "",
+                               *region ? region : "not set");
+        else
+                st_doctor_line(out, "AWS credentials", 0, "none: %s; region %s", reasons, *region ? region : "not set");
+        explicit_bzero(&c, sizeof(c));
+        st_aws_provider_free(p);
 }
 
 int st_doctor(st_buf *out) {
