@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,8 +19,18 @@
 #define ECS_HOST "http://169.254.170.2"
 #define IMDS_HOST "http://169.254.169.254"
 
+/* the stop flag of the provider whose chain this thread walks now */
+static __thread const atomic_bool *stop_flag;
+
+static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d) {
+        (void) a, (void) b, (void) c, (void) d;
+        const atomic_bool *stop = ud;
+        return stop && atomic_load(stop) ? 1 : 0;
+}
+
 struct st_aws_provider {
         pthread_mutex_t lock;
+        const atomic_bool *stop;
         struct st_aws_creds cached;
         bool have;
 };
@@ -32,6 +43,8 @@ int st_aws_provider_new(struct st_aws_provider **ret) {
         *ret = p;
         return 0;
 }
+
+void st_aws_provider_set_stop(struct st_aws_provider *p, const atomic_bool *stop) { p->stop = stop; }
 
 void st_aws_provider_free(struct st_aws_provider *p) {
         if (!p)
@@ -107,6 +120,9 @@ static int http(const char *method, const char *url, const char *const *headers,
         curl_easy_setopt(h, CURLOPT_WRITEDATA, ret_body);
         if (body)
                 curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, stop_flag);
         CURLcode cr = curl_easy_perform(h);
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, ret_status);
         curl_slist_free_all(hl);
@@ -395,7 +411,11 @@ static int from_imds(struct st_aws_creds *c, char *why, size_t cap) {
                 snprintf(err, sizeof(err), "the session token request answered HTTP %ld", status);
                 r = -EIO;
         }
-        if (r < 0 || token.len >= 512)
+        if (r == 0 && token.len >= 512) {
+                snprintf(err, sizeof(err), "the session token answer is not a token (%zu bytes)", token.len);
+                r = -EIO;
+        }
+        if (r < 0)
                 goto out;
         snprintf(hdr, sizeof(hdr), "X-aws-ec2-metadata-token: %s", st_buf_cstr(&token));
         const char *auth[] = { hdr, NULL };
@@ -456,7 +476,9 @@ int st_aws_credentials(struct st_aws_provider *p, struct st_aws_creds *ret, char
                 return 0;
         }
         struct st_aws_creds c;
-        int (*sources[])(struct st_aws_creds *, char *, size_t) = { from_files, from_ecs, from_web_identity, from_imds };
+        stop_flag = p->stop;
+        /* the SDKs' order: web identity (IRSA) before the container and instance endpoints */
+        int (*sources[])(struct st_aws_creds *, char *, size_t) = { from_files, from_web_identity, from_ecs, from_imds };
         int r;
         why[0] = '\0';
         memset(&c, 0, sizeof(c));
@@ -467,6 +489,8 @@ int st_aws_credentials(struct st_aws_provider *p, struct st_aws_creds *ret, char
                 memset(&c, 0, sizeof(c));
                 r = sources[i](&c, why, cap);
         }
+        if (r == 0 && c.session_token[0] && c.expires_unix <= 0)
+                c.expires_unix = now + 15 * 60; /* temporary, but when until was not said (or not read): ask again soon */
         if (r == 0) {
                 p->cached = c;
                 p->have = true;

@@ -3,17 +3,20 @@
  *   1. environment   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
  *   2. shared files  AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials) and AWS_CONFIG_FILE
  *                    (~/.aws/config, "[profile NAME]"), profile AWS_PROFILE or "default"
- *   3. ECS           AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (http://169.254.170.2…), or
+ *   3. web identity  AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN (IRSA): STS
+ *                    AssumeRoleWithWebIdentity (AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL)
+ *   4. ECS           AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (http://169.254.170.2…), or
  *                    AWS_CONTAINER_CREDENTIALS_FULL_URI with AWS_CONTAINER_AUTHORIZATION_TOKEN
  *                    (or _TOKEN_FILE)
- *   4. web identity  AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN (IRSA): STS
- *                    AssumeRoleWithWebIdentity (AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL)
  *   5. IMDSv2        a session token first (PUT), then the instance role's credentials
  *                    (AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_EC2_METADATA_DISABLED)
  *
- * Temporary credentials are refreshed before they expire (5 minutes ahead). Secrets never
+ * (The SDKs' order: web identity comes before the container and instance endpoints.)
+ * Temporary credentials are refreshed before they expire (5 minutes ahead); those whose expiry
+ * is not said are asked for again after 15 minutes. Secrets never
  * appear in messages. Thread-safe. */
 #pragma once
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,6 +34,8 @@ struct st_aws_provider;
 /* A provider reading the environment as it is now (tests set it before). */
 int st_aws_provider_new(struct st_aws_provider **ret);
 void st_aws_provider_free(struct st_aws_provider *p); /* NULL-safe */
+/* A flag that, once true, aborts the provider's requests underway (its owner's shutdown). */
+void st_aws_provider_set_stop(struct st_aws_provider *p, const atomic_bool *stop);
 
 /* Current credentials (cached; fetched again when missing or about to expire). -ENOENT with
  * what each source said in why (cap bytes) when none has any. */

@@ -87,6 +87,15 @@ out:
         return r;
 }
 
+static __thread const atomic_bool *stop_flag;
+void st_ecs_set_stop(const atomic_bool *stop) { stop_flag = stop; }
+
+static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d) {
+        (void) a, (void) b, (void) c, (void) d;
+        const atomic_bool *stop = ud;
+        return stop && atomic_load(stop) ? 1 : 0;
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *ud) {
         st_buf *b = ud;
         if (b->len + size * n > (8u << 20))
@@ -107,6 +116,9 @@ int st_ecs_get(const char *base, const char *path, char **ret, size_t *ret_len, 
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, TIMEOUT_MS);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, stop_flag);
         CURLcode cr = curl_easy_perform(h);
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_cleanup(h);

@@ -4,6 +4,7 @@
  * identity on every record). */
 #pragma once
 #include <json-c/json.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +35,8 @@ int st_ecs_task_parse(const char *task_json, size_t len, const char *self_id, st
 /* GETs base + path ("/task", "/task/stats", "" for the container) into a new buffer.
  * -EIO with the reason in err. */
 int st_ecs_get(const char *base, const char *path, char **ret, size_t *ret_len, char *err, size_t errlen);
+/* A flag that, once true, aborts this thread's requests underway (its owner's shutdown). */
+void st_ecs_set_stop(const atomic_bool *stop);
 
 /* Fetches and parses the task (and which container is strata's). */
 int st_ecs_task_fetch(const char *base, struct st_ecs_task *ret, char *err, size_t errlen);

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #define SHARDS 16
-#define CHAINS 256
+#define CHAINS 1024
 #define UID_MAX 64
 
 void st_pod_free(struct st_pod *p) {
@@ -45,6 +45,7 @@ struct node {
         char *key;
         void *value;  /* a pod (pods map) or a uid string (indexes) */
         uint64_t gen; /* pods: the relist that last saw it */
+        uint64_t hash; /* of key: compared before the key */
 };
 
 struct shard {
@@ -75,7 +76,7 @@ static struct node **chain_of(struct shard *s, uint64_t h) { return &s->chains[(
 /* Locked by the caller. Returns the node's slot, or the end of its chain. */
 static struct node **find(struct shard *s, uint64_t h, const char *key) {
         struct node **pp = chain_of(s, h);
-        while (*pp && strcmp((*pp)->key, key) != 0)
+        while (*pp && ((*pp)->hash != h || strcmp((*pp)->key, key) != 0))
                 pp = &(*pp)->next;
         return pp;
 }
@@ -195,6 +196,7 @@ static int index_put(struct map *m, const char *key, const char *uid) {
                 }
                 n->key = k;
                 n->value = u;
+                n->hash = h;
                 *pp = n;
         }
         pthread_rwlock_unlock(&s->lock);
@@ -217,12 +219,19 @@ static void index_del(struct map *m, const char *key, const char *uid) {
         pthread_rwlock_unlock(&s->lock);
 }
 
+/* A pod's IPs find it while it can use them: not a hostNetwork pod's (the node's), not a
+ * finished pod's (its IP goes to the next pod on the node, while the finished one may linger
+ * and still see MODIFIED events). */
+static bool ip_indexed(const struct st_pod *p) {
+        return !p->host_network && !(p->phase && (strcmp(p->phase, "Succeeded") == 0 || strcmp(p->phase, "Failed") == 0));
+}
+
 static void unindex(struct st_pod_cache *c, const struct st_pod *p) {
         for (size_t i = 0; i < p->n_containers; i++)
                 if (p->containers[i].id && *p->containers[i].id)
                         index_del(&c->containers, p->containers[i].id, p->uid);
         for (size_t i = 0; i < 2; i++)
-                if (p->ips[i] && !p->host_network)
+                if (p->ips[i] && ip_indexed(p))
                         index_del(&c->ips, p->ips[i], p->uid);
 }
 
@@ -232,7 +241,7 @@ static int index_pod(struct st_pod_cache *c, const struct st_pod *p) {
                 if (p->containers[i].id && *p->containers[i].id)
                         r = index_put(&c->containers, p->containers[i].id, p->uid);
         for (size_t i = 0; i < 2 && r >= 0; i++)
-                if (p->ips[i] && !p->host_network)
+                if (p->ips[i] && ip_indexed(p))
                         r = index_put(&c->ips, p->ips[i], p->uid);
         return r;
 }
@@ -258,6 +267,7 @@ static struct st_pod *swap_in(struct st_pod_cache *c, struct st_pod *p, int *ret
                         n->key = p->uid;
                         n->value = p;
                         n->gen = c->gen;
+                        n->hash = h;
                         *pp = n;
                         atomic_fetch_add(&c->n, 1);
                 }
@@ -458,6 +468,7 @@ int st_pod_cache_meta_put(struct st_pod_cache *c, enum st_meta_kind kind, const 
                 } else {
                         nd->key = k;
                         nd->value = v;
+                        nd->hash = h;
                         *pp = nd;
                 }
         }

@@ -5,9 +5,11 @@
  * aws.ecs.task.arn, aws.ecs.task.family, aws.ecs.task.revision, aws.ecs.launchtype, and the
  * container: the one whose container.id the record already has, else the task's only
  * application container (not strata's own, not ECS's pause). Attributes the resource has are
- * kept. The task is read at start and again every `refresh`; a failed read keeps the last. */
+ * kept. The task is read at start and again every `refresh` by a thread of its own (never on
+ * a pipeline's thread); a failed read keeps the last. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,12 +35,15 @@ static const struct st_cfg_field rd_fields[] = {
 struct rd {
         char *log_name;
         struct st_consumer next;
-        pthread_rwlock_t lock;
+        pthread_rwlock_t lock; /* task and have */
         struct st_ecs_task task;
-        bool have;
-        pthread_mutex_t fetch_lock;
-        int64_t next_fetch;
+        atomic_bool have;
         const struct rd_cfg *cfg;
+        pthread_t thread;
+        bool running;
+        atomic_bool stop;
+        pthread_mutex_t wait_lock;
+        pthread_cond_t wait_cond;
 };
 
 static int rd_validate(const void *cfg, struct st_cfg_ctx *ctx) {
@@ -61,13 +66,14 @@ static void fetch(struct rd *p, bool at_start) {
                 return;
         }
         if (st_ecs_task_fetch(uri, &t, err, sizeof(err)) < 0) {
-                st_warn(p->log_name, "detector ecs: cannot read the task metadata: %s%s", err, p->have ? "; keeping what was read before" : "");
+                st_warn(p->log_name, "detector ecs: cannot read the task metadata: %s%s", err,
+                        atomic_load(&p->have) ? "; keeping what was read before" : "");
                 return;
         }
         pthread_rwlock_wrlock(&p->lock);
-        bool first = !p->have;
+        bool first = !atomic_load(&p->have);
         p->task = t;
-        p->have = true;
+        atomic_store(&p->have, true);
         pthread_rwlock_unlock(&p->lock);
         if (first)
                 st_info(p->log_name, "detector ecs: task %s of %s (%s, %s)", t.task_arn, t.cluster_arn, t.launch_type[0] ? t.launch_type : "?",
@@ -83,15 +89,54 @@ static int rd_create(const struct st_component_settings *set, const void *cfg, v
         p->next = set->next[set->signal];
         p->cfg = cfg;
         pthread_rwlock_init(&p->lock, NULL);
-        pthread_mutex_init(&p->fetch_lock, NULL);
+        pthread_mutex_init(&p->wait_lock, NULL);
+        pthread_cond_init(&p->wait_cond, NULL);
+        atomic_init(&p->have, false);
+        atomic_init(&p->stop, false);
         *ret = p;
         return 0;
 }
 
+static void *refresher(void *arg) {
+        struct rd *p = arg;
+        st_ecs_set_stop(&p->stop);
+        for (;;) {
+                struct timespec ts = st_ns_to_timespec(st_wall_ns() + p->cfg->refresh);
+                pthread_mutex_lock(&p->wait_lock);
+                while (!atomic_load(&p->stop) && pthread_cond_timedwait(&p->wait_cond, &p->wait_lock, &ts) == 0)
+                        ;
+                pthread_mutex_unlock(&p->wait_lock);
+                if (atomic_load(&p->stop))
+                        break;
+                fetch(p, false);
+        }
+        return NULL;
+}
+
 static int rd_start(void *self) {
         struct rd *p = self;
-        fetch(p, true);
-        p->next_fetch = st_now_ns() + p->cfg->refresh;
+        fetch(p, true); /* at start, so that the first records already have it */
+        if (!st_ecs_metadata_uri())
+                return 0;
+        int e = -pthread_create(&p->thread, NULL, refresher, p);
+        if (e < 0)
+                return e;
+        p->running = true;
+        (void) pthread_setname_np(p->thread, "resourcedetect");
+        return 0;
+}
+
+static int rd_shutdown(void *self, int64_t deadline_ns) {
+        struct rd *p = self;
+        (void) deadline_ns;
+        if (!p || !p->running)
+                return 0;
+        pthread_mutex_lock(&p->wait_lock);
+        atomic_store(&p->stop, true);
+        pthread_cond_broadcast(&p->wait_cond);
+        pthread_mutex_unlock(&p->wait_lock);
+        pthread_join(p->thread, NULL);
+        p->running = false;
         return 0;
 }
 
@@ -153,7 +198,7 @@ static int detect(struct rd *p, st_batch *b) {
         const struct st_ecs_task *t = &p->task;
         char launch[32];
         lower(launch, sizeof(launch), t->launch_type);
-        for (size_t i = 0; p->have && i < st_req_n(s, b->req) && r >= 0; i++) {
+        for (size_t i = 0; atomic_load(&p->have) && i < st_req_n(s, b->req) && r >= 0; i++) {
                 void *entry = st_req_v(s, b->req)[i];
                 st_resource *res = st_res_resource(s, entry);
                 if (!res) {
@@ -213,15 +258,7 @@ static int detect(struct rd *p, st_batch *b) {
 
 static int rd_consume(void *self, st_batch *b) {
         struct rd *p = self;
-        /* a refresh, by whoever comes first once it is due (never two at once) */
-        if (st_now_ns() >= p->next_fetch && pthread_mutex_trylock(&p->fetch_lock) == 0) {
-                if (st_now_ns() >= p->next_fetch) {
-                        p->next_fetch = st_now_ns() + p->cfg->refresh;
-                        fetch(p, false);
-                }
-                pthread_mutex_unlock(&p->fetch_lock);
-        }
-        if (!p->have)
+        if (!atomic_load(&p->have))
                 return st_consume(&p->next, b);
         st_batch *w;
         int r = st_batch_writable(b, &w);
@@ -238,8 +275,10 @@ static void rd_destroy(void *self) {
         struct rd *p = self;
         if (!p)
                 return;
+        rd_shutdown(p, 0);
         pthread_rwlock_destroy(&p->lock);
-        pthread_mutex_destroy(&p->fetch_lock);
+        pthread_mutex_destroy(&p->wait_lock);
+        pthread_cond_destroy(&p->wait_cond);
         free(p->log_name);
         free(p);
 }
@@ -256,5 +295,6 @@ const struct st_factory st_processor_resourcedetection = {
         .create = rd_create,
         .start = rd_start,
         .consume = rd_consume,
+        .shutdown = rd_shutdown,
         .destroy = rd_destroy,
 };

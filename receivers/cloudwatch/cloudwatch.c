@@ -24,7 +24,6 @@
 #include "log.h"
 
 #define MAX_QUERIES 500
-#define MAX_SEEN 512
 #define THROTTLE_RETRIES 4
 
 struct cw_metric_cfg {
@@ -91,9 +90,10 @@ struct series {
         char **dk, **dv;
         size_t nd;
         int64_t period_s;
-        int64_t seen[MAX_SEEN]; /* timestamps emitted, for the overlap of windows */
-        size_t n_seen;
+        int64_t *seen;          /* timestamps emitted, for the overlap of windows */
+        size_t n_seen, cap_seen; /* as many as one window holds periods, and some */
         bool discovered;
+        bool fresh; /* found by the discovery underway */
 };
 
 struct cw_receiver {
@@ -129,6 +129,7 @@ static int cw_validate(const void *cfg, struct st_cfg_ctx *ctx) {
 }
 
 static void series_free(struct series *s) {
+        free(s->seen);
         free(s->ns);
         free(s->name);
         free(s->stat);
@@ -159,7 +160,11 @@ static int add_series(struct cw_receiver *r, const char *ns, const char *name, c
         s->dv = calloc(nd ? nd : 1, sizeof(char *));
         s->period_s = period_s;
         s->discovered = discovered;
-        if (!s->ns || !s->name || !s->stat || !s->dk || !s->dv) {
+        s->fresh = discovered;
+        int64_t window_s = (r->cfg->interval + r->cfg->lookback) / ST_NS_PER_SEC;
+        s->cap_seen = (size_t) (window_s / (period_s > 0 ? period_s : 60)) + 8;
+        s->seen = calloc(s->cap_seen, sizeof(*s->seen));
+        if (!s->ns || !s->name || !s->stat || !s->dk || !s->dv || !s->seen) {
                 series_free(s);
                 return -ENOMEM;
         }
@@ -187,18 +192,35 @@ static bool wanted_name(const struct cw_discovery_cfg *d, const char *name) {
         return false;
 }
 
+static bool same_series(const struct series *a, const struct series *b) {
+        if (strcmp(a->ns, b->ns) || strcmp(a->name, b->name) || strcmp(a->stat, b->stat) || a->nd != b->nd || a->period_s != b->period_s)
+                return false;
+        for (size_t i = 0; i < a->nd; i++)
+                if (strcmp(a->dk[i], b->dk[i]) || strcmp(a->dv[i], b->dv[i]))
+                        return false;
+        return true;
+}
+
+/* Keeps the series for which keep(s) holds, freeing the others. */
+static void keep_only(struct cw_receiver *r, bool (*keep)(const struct series *)) {
+        size_t w = 0;
+        for (size_t i = 0; i < r->n; i++) {
+                if (keep(&r->s[i]))
+                        r->s[w++] = r->s[i];
+                else
+                        series_free(&r->s[i]);
+        }
+        r->n = w;
+}
+static bool not_fresh(const struct series *s) { return !s->fresh; }
+static bool not_stale(const struct series *s) { return !s->discovered || s->fresh; }
+
 static void discover(struct cw_receiver *r) {
         const struct cw_discovery_cfg *d = &r->cfg->discovery;
         char err[512];
-        /* what was found before goes: a metric that stopped reporting is no longer asked for */
-        size_t w = 0;
-        for (size_t i = 0; i < r->n; i++) {
-                if (r->s[i].discovered)
-                        series_free(&r->s[i]);
-                else
-                        r->s[w++] = r->s[i];
-        }
-        r->n = w;
+        bool ok = true;
+        /* the new list is built beside the old one, which stays until it is complete: a
+         * failed or throttled ListMetrics changes nothing */
         for (size_t k = 0; k < d->namespaces.n; k++) {
                 char *token = NULL;
                 do {
@@ -212,8 +234,9 @@ static void discover(struct cw_receiver *r) {
                         json_object_put(req);
                         if (res != CW_OK) {
                                 st_tel_metric_add(res == CW_THROTTLED ? r->m_throttled : r->m_errors, 1);
-                                st_warn(r->set.log_name, "cannot list the metrics of %s: %s; trying at the next refresh",
-                                        d->namespaces.v[k], err);
+                                st_warn(r->set.log_name, "cannot list the metrics of %s: %s; keeping what was found before, "
+                                        "trying again in a minute", d->namespaces.v[k], err);
+                                ok = false;
                                 break;
                         }
                         json_object *metrics = NULL;
@@ -247,7 +270,31 @@ static void discover(struct cw_receiver *r) {
                         json_object_put(resp);
                 } while (token && !atomic_load(&r->stop));
                 free(token);
+                if (!ok)
+                        break;
         }
+        if (!ok || atomic_load(&r->stop)) {
+                keep_only(r, not_fresh);
+                r->next_discovery = st_wall_ns() + 60 * ST_NS_PER_SEC;
+                return;
+        }
+        /* what was emitted already stays emitted: the history goes over to the new series */
+        for (size_t i = 0; i < r->n; i++) {
+                struct series *nw = &r->s[i];
+                if (!nw->fresh)
+                        continue;
+                for (size_t j = 0; j < r->n; j++)
+                        if (r->s[j].discovered && !r->s[j].fresh && same_series(&r->s[j], nw)) {
+                                size_t n = r->s[j].n_seen < nw->cap_seen ? r->s[j].n_seen : nw->cap_seen;
+                                memcpy(nw->seen, r->s[j].seen, n * sizeof(nw->seen[0]));
+                                nw->n_seen = n;
+                                break;
+                        }
+        }
+        keep_only(r, not_stale);
+        for (size_t i = 0; i < r->n; i++)
+                r->s[i].fresh = false;
+        r->next_discovery = st_wall_ns() + d->refresh;
         st_tel_metric_set(r->m_series, (int64_t) r->n);
 }
 
@@ -260,14 +307,22 @@ static bool seen(struct series *s, int64_t ts) {
         return false;
 }
 
+/* Keeps ts among the emitted ones: those older than the window go first, then, when still
+ * full, the oldest (whatever the window, never a wrong "not seen" for a recent one). */
 static void remember(struct series *s, int64_t ts, int64_t oldest) {
         size_t w = 0;
         for (size_t i = 0; i < s->n_seen; i++)
                 if (s->seen[i] >= oldest)
                         s->seen[w++] = s->seen[i];
         s->n_seen = w;
-        if (s->n_seen < MAX_SEEN)
-                s->seen[s->n_seen++] = ts;
+        if (s->n_seen == s->cap_seen) {
+                size_t min = 0;
+                for (size_t i = 1; i < s->n_seen; i++)
+                        if (s->seen[i] < s->seen[min])
+                                min = i;
+                s->seen[min] = s->seen[--s->n_seen];
+        }
+        s->seen[s->n_seen++] = ts;
 }
 
 struct points {
@@ -299,35 +354,51 @@ static int add_points(struct cw_receiver *r, struct points *pt, struct series *s
         if (n != json_object_array_length(vals))
                 return -EBADMSG;
         st_number_point **v = st_arena_zalloc(a, (n ? n : 1) * sizeof(*v));
+        int64_t *when_v = calloc(n ? n : 1, sizeof(*when_v));
         size_t m = 0;
-        if (!v)
+        int rc = 0;
+        if (!v || !when_v) {
+                free(when_v);
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
+        }
+        for (size_t i = 0; i < n && rc == 0; i++) {
                 json_object *t = json_object_array_get_idx(ts, i), *x = json_object_array_get_idx(vals, i);
                 if (!(json_object_is_type(t, json_type_int) || json_object_is_type(t, json_type_double)) ||
-                    !(json_object_is_type(x, json_type_int) || json_object_is_type(x, json_type_double)))
-                        return -EBADMSG;
+                    !(json_object_is_type(x, json_type_int) || json_object_is_type(x, json_type_double))) {
+                        rc = -EBADMSG;
+                        break;
+                }
                 int64_t when = json_object_is_type(t, json_type_int) ? json_object_get_int64(t) : (int64_t) json_object_get_double(t);
                 if (seen(s, when))
                         continue;
-                remember(s, when, oldest);
                 st_number_point *p = st_arena_zalloc(a, sizeof(*p));
                 st_key_value **attrs = st_arena_zalloc(a, (s->nd + 1) * sizeof(*attrs));
-                if (!p || !attrs)
-                        return -ENOMEM;
+                if (!p || !attrs) {
+                        rc = -ENOMEM;
+                        break;
+                }
                 opentelemetry__proto__metrics__v1__number_data_point__init(p);
                 p->time_unix_nano = (uint64_t) when * 1000000000u;
                 p->start_time_unix_nano = (uint64_t) (when - s->period_s) * 1000000000u;
                 p->value_case = OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_DOUBLE;
                 p->as_double = json_object_get_double(x);
-                for (size_t k = 0; k < s->nd; k++)
+                for (size_t k = 0; k < s->nd && rc == 0; k++)
                         if (!(attrs[p->n_attributes++] = kv_str(a, s->dk[k], s->dv[k])))
-                                return -ENOMEM;
-                if (!(attrs[p->n_attributes++] = kv_str(a, "aws.cloudwatch.statistic", s->stat)))
-                        return -ENOMEM;
+                                rc = -ENOMEM;
+                if (rc == 0 && !(attrs[p->n_attributes++] = kv_str(a, "aws.cloudwatch.statistic", s->stat)))
+                        rc = -ENOMEM;
                 p->attributes = attrs;
+                when_v[m] = when;
                 v[m++] = p;
         }
+        /* seen only once all of them will be sent: a failure loses nothing for the next poll */
+        if (rc < 0) {
+                free(when_v);
+                return rc;
+        }
+        for (size_t i = 0; i < m; i++)
+                remember(s, when_v[i], oldest);
+        free(when_v);
         if (!m)
                 return 0;
         st_metric *metric = st_arena_zalloc(a, sizeof(*metric));
@@ -393,7 +464,7 @@ static bool sleep_until(struct cw_receiver *r, int64_t deadline_wall_ns) {
 static int poll_chunk(struct cw_receiver *r, size_t from, size_t to, int64_t start, int64_t end, struct points *pt) {
         char err[512], *token = NULL;
         int tries = 0, rc = 0;
-        do {
+        for (;;) {
                 json_object *req = json_object_new_object(), *qs = json_object_new_array(), *resp = NULL, *v;
                 for (size_t i = from; i < to; i++)
                         json_object_array_add(qs, query_of(&r->s[i], i - from));
@@ -410,7 +481,7 @@ static int poll_chunk(struct cw_receiver *r, size_t from, size_t to, int64_t sta
                         st_info(r->set.log_name, "throttled (%s); retrying in %ds", err, 1 << tries);
                         if (!sleep_until(r, st_wall_ns() + (INT64_C(1) << tries) * ST_NS_PER_SEC))
                                 break;
-                        continue; /* the same page again */
+                        continue; /* the same page again (the first one too: token may be NULL) */
                 }
                 if (res != CW_OK) {
                         st_tel_metric_add(r->m_errors, 1);
@@ -446,7 +517,9 @@ static int poll_chunk(struct cw_receiver *r, size_t from, size_t to, int64_t sta
                     *json_object_get_string(v))
                         token = strdup(json_object_get_string(v));
                 json_object_put(resp);
-        } while (token && !atomic_load(&r->stop));
+                if (!token || atomic_load(&r->stop))
+                        break;
+        }
         free(token);
         return rc;
 }
@@ -471,10 +544,12 @@ static void send_points(struct cw_receiver *r, struct points *pt) {
         opentelemetry__proto__metrics__v1__scope_metrics__init(sm);
         opentelemetry__proto__common__v1__instrumentation_scope__init(scope);
         scope->name = (char *) "strata/cloudwatch";
-        ra[res->n_attributes++] = kv_str(a, "cloud.provider", "aws");
-        ra[res->n_attributes++] = kv_str(a, "cloud.region", r->client.region);
-        if (r->account[0])
-                ra[res->n_attributes++] = kv_str(a, "cloud.account.id", r->account);
+        if (!(ra[res->n_attributes++] = kv_str(a, "cloud.provider", "aws")) ||
+            !(ra[res->n_attributes++] = kv_str(a, "cloud.region", r->client.region)) ||
+            (r->account[0] && !(ra[res->n_attributes++] = kv_str(a, "cloud.account.id", r->account)))) {
+                st_tel_add(&r->set.tel->sig[ST_METRICS].refused, pt->points);
+                return;
+        }
         res->attributes = ra;
         sm->scope = scope;
         sm->metrics = mv;
@@ -517,10 +592,8 @@ static void *run(void *arg) {
                 st_warn(r->set.log_name, "no cloud.account.id: %s (set account_id to skip the call)", err);
         while (!atomic_load(&r->stop)) {
                 int64_t t0 = st_wall_ns();
-                if (r->cfg->has_discovery && r->cfg->discovery.namespaces.n && t0 >= r->next_discovery) {
-                        discover(r);
-                        r->next_discovery = t0 + r->cfg->discovery.refresh;
-                }
+                if (r->cfg->has_discovery && r->cfg->discovery.namespaces.n && t0 >= r->next_discovery)
+                        discover(r); /* sets next_discovery: the refresh, or a minute after a failure */
                 poll_once(r);
                 if (!sleep_until(r, t0 + r->cfg->interval))
                         break;
@@ -582,6 +655,8 @@ static int cw_start(void *self) {
                 return -EINVAL;
         }
         cw_client_init(&r->client, r->cfg->endpoint, region, r->creds);
+        r->client.stop = &r->stop; /* shutdown does not wait for a 30 s request */
+        st_aws_provider_set_stop(r->creds, &r->stop);
         int e = -pthread_create(&r->thread, NULL, run, r);
         if (e < 0) {
                 st_error(r->set.log_name, "cannot start the polling thread: %s", strerror(-e));

@@ -54,8 +54,19 @@ static int split_url(const char *url, char *host, size_t hcap, char *path, size_
                 return -EINVAL;
         memcpy(host, s, hl);
         host[hl] = '\0';
+        /* curl sends no default port in Host: neither may the signature */
+        size_t l = strlen(host);
+        bool https = strncmp(url, "https://", 8) == 0;
+        if ((https && l > 4 && strcmp(host + l - 4, ":443") == 0) || (!https && l > 3 && strcmp(host + l - 3, ":80") == 0))
+                host[l - (https ? 4 : 3)] = '\0';
         snprintf(path, pcap, "%s", s[hl] ? s + hl : "/");
         return 0;
+}
+
+static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d) {
+        (void) a, (void) b, (void) c, (void) d;
+        const atomic_bool *stop = ud;
+        return stop && atomic_load(stop) ? 1 : 0;
 }
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud) {
@@ -119,6 +130,9 @@ static int signed_post(struct cw_client *c, const char *url, const char *service
         curl_easy_setopt(ch, CURLOPT_TIMEOUT_MS, TIMEOUT_MS);
         curl_easy_setopt(ch, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(ch, CURLOPT_WRITEDATA, ret_body);
+        curl_easy_setopt(ch, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(ch, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(ch, CURLOPT_XFERINFODATA, c->stop);
         CURLcode cc = curl_easy_perform(ch);
         curl_easy_getinfo(ch, CURLINFO_RESPONSE_CODE, ret_status);
         curl_easy_cleanup(ch);

@@ -4,6 +4,7 @@
  * Throttling (the Throttling error, HTTP 429 and 503) is told apart from other errors. */
 #pragma once
 #include <json-c/json.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,7 @@ struct cw_client {
         char sts_endpoint[512];
         char region[64];
         struct st_aws_provider *creds;
+        const atomic_bool *stop; /* aborts a request underway */
 };
 
 /* The endpoints: configured, else AWS_ENDPOINT_URL_CLOUDWATCH / _STS, else AWS_ENDPOINT_URL,

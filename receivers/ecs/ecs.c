@@ -43,6 +43,12 @@ struct ecs_receiver {
         const char *base;
         struct st_ecs_task task;
         bool have_task;
+        /* when each container was first seen: the start of its cumulative sums */
+        struct {
+                char id[160];
+                uint64_t start;
+        } starts[32];
+        size_t n_starts;
         pthread_t thread;
         bool running;
         atomic_bool stop;
@@ -226,16 +232,30 @@ static st_resource *resource(st_arena *a, const struct st_ecs_task *t, const str
         return res;
 }
 
+/* A container's cumulative sums start when strata first saw it (a fixed start: a new one
+ * every time would read as a counter reset). */
+static uint64_t start_of(struct ecs_receiver *r, const char *id, uint64_t now) {
+        for (size_t i = 0; i < r->n_starts; i++)
+                if (strcmp(r->starts[i].id, id) == 0)
+                        return r->starts[i].start;
+        size_t i = r->n_starts < 32 ? r->n_starts++ : 31;
+        snprintf(r->starts[i].id, sizeof(r->starts[i].id), "%s", id);
+        r->starts[i].start = now;
+        return now;
+}
+
 static void collect(struct ecs_receiver *r) {
         char err[512], *text = NULL;
         size_t len;
-        if (!r->have_task) {
-                if (st_ecs_task_fetch(r->base, &r->task, err, sizeof(err)) < 0) {
-                        st_tel_metric_add(r->m_errors, 1);
-                        st_warn(r->set.log_name, "cannot read the task metadata: %s; retrying", err);
-                        return;
-                }
+        /* again every time: containers that start after strata (dependsOn) get their ids late */
+        struct st_ecs_task t;
+        if (st_ecs_task_fetch(r->base, &t, err, sizeof(err)) == 0) {
+                r->task = t;
                 r->have_task = true;
+        } else if (!r->have_task) {
+                st_tel_metric_add(r->m_errors, 1);
+                st_warn(r->set.log_name, "cannot read the task metadata: %s; retrying", err);
+                return;
         }
         if (st_ecs_get(r->base, "/task/stats", &text, &len, err, sizeof(err)) < 0) {
                 st_tel_metric_add(r->m_errors, 1);
@@ -267,7 +287,7 @@ static void collect(struct ecs_receiver *r) {
                 json_object *st = NULL;
                 if (c->is_pause || !json_object_object_get_ex(stats, c->id, &st) || !json_object_is_type(st, json_type_object))
                         continue; /* stopped, or not started yet: null */
-                struct bld b = { .a = a, .now = now, .start = now - 1 };
+                struct bld b = { .a = a, .now = now, .start = start_of(r, c->id, now) };
                 container_metrics(&b, st);
                 st_resource_metrics *rm = st_arena_zalloc(a, sizeof(*rm));
                 st_scope_metrics *sm = st_arena_zalloc(a, sizeof(*sm));
@@ -304,6 +324,7 @@ static void collect(struct ecs_receiver *r) {
 
 static void *run(void *arg) {
         struct ecs_receiver *r = arg;
+        st_ecs_set_stop(&r->stop); /* shutdown does not wait for a request to time out */
         while (!atomic_load(&r->stop)) {
                 int64_t t0 = st_wall_ns();
                 collect(r);

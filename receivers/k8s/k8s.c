@@ -395,7 +395,55 @@ static int on_meta(void *ctx, const char *type, json_object *obj) {
         return 0;
 }
 
-static int on_meta_listed(void *ctx, json_object *obj) { return on_meta(ctx, "ADDED", obj); }
+/* A list of namespaces or nodes is gathered whole, and replaces what was there only once
+ * complete: a failed relist leaves the labels as they were. */
+struct meta_list {
+        struct meta_ctx *mc;
+        struct { char *name; struct st_pod_kv *labels; size_t n; } *v;
+        size_t n, cap;
+};
+
+static int on_meta_listed(void *ctx, json_object *obj) {
+        struct meta_list *ml = ctx;
+        const struct st_strv *keys = meta_keys(ml->mc->r, ml->mc->kind);
+        char err[256], *name;
+        struct st_pod_kv *labels;
+        size_t n;
+        if (k8s_meta_from_json(obj, keys->v, keys->n, &name, &labels, &n, err, sizeof(err)) < 0) {
+                st_warn(ml->mc->r->set.log_name, "a listed %s object cannot be read: %s, leaving it out",
+                        k8s_kind_name(ml->mc->kind), err);
+                st_tel_metric_add(ml->mc->r->m_bad_pods, 1);
+                return 0;
+        }
+        if (ml->n == ml->cap) {
+                size_t cap = ml->cap ? 2 * ml->cap : 32;
+                void *v = realloc(ml->v, cap * sizeof(*ml->v));
+                if (!v) {
+                        free(name);
+                        st_pod_kv_free(labels, n);
+                        return -ENOMEM;
+                }
+                ml->v = v;
+                ml->cap = cap;
+        }
+        ml->v[ml->n].name = name;
+        ml->v[ml->n].labels = labels;
+        ml->v[ml->n++].n = n;
+        return 0;
+}
+
+static void meta_list_apply(struct meta_list *ml, struct k8s_receiver *r, bool ok) {
+        if (ok)
+                st_pod_cache_meta_clear(r->cache, meta_kind(ml->mc->kind));
+        for (size_t i = 0; i < ml->n; i++) {
+                if (ok)
+                        (void) st_pod_cache_meta_put(r->cache, meta_kind(ml->mc->kind), ml->v[i].name, ml->v[i].labels, ml->v[i].n);
+                else
+                        st_pod_kv_free(ml->v[i].labels, ml->v[i].n);
+                free(ml->v[i].name);
+        }
+        free(ml->v);
+}
 
 /* One kind's loop: list, then watch; relist on 410; back off on errors. */
 static void *run(void *arg) {
@@ -410,12 +458,15 @@ static void *run(void *arg) {
 
         while (!atomic_load(&r->stop)) {
                 struct listing l = { .r = r };
+                struct meta_list ml = { .mc = &mc };
                 int e;
+                free(rv); /* the watch's: the list gives a new one */
+                rv = NULL;
                 if (w->kind == K8S_PODS)
                         e = k8s_list(&r->conn, w->kind, on_listed, &l, &rv, err, sizeof(err));
                 else {
-                        st_pod_cache_meta_clear(r->cache, meta_kind(w->kind)); /* a relist says all there is */
-                        e = k8s_list(&r->conn, w->kind, on_meta_listed, &mc, &rv, err, sizeof(err));
+                        e = k8s_list(&r->conn, w->kind, on_meta_listed, &ml, &rv, err, sizeof(err));
+                        meta_list_apply(&ml, r, e == 0);
                 }
                 if (e < 0) {
                         for (size_t i = 0; i < l.n; i++)

@@ -200,13 +200,13 @@ static void test_order(void **state) {
         unsetenv("AWS_ACCESS_KEY_ID");
         get(&c, "shared files", "AKIAFILE");
         unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+        get(&c, "web identity", "ASIAWEB"); /* before the container endpoint, as the SDKs have it */
+        assert_string_equal(c.session_token, "web-token");
+        unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
         get(&c, "ECS", "ASIAECS1");
         assert_string_equal(c.session_token, "ecs-token");
         assert_true(c.expires_unix > time(NULL));
         unsetenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
-        get(&c, "web identity", "ASIAWEB");
-        assert_string_equal(c.session_token, "web-token");
-        unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
         int before = imds_token_calls;
         get(&c, "IMDSv2", "ASIAIMDS");
         assert_string_equal(c.secret_access_key, "imds-secret");

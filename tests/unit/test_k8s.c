@@ -215,6 +215,18 @@ static void test_cache(void **state) {
         assert_int_equal(st_pod_cache_by_ip(c, "10.0.0.3", seen, out), -ENOENT);
         assert_int_equal(st_pod_cache_size(c), 1);
         assert_int_equal(st_pod_cache_bytes(c), 100);
+        /* a finished pod gives its IP up: the next pod on the node may have it */
+        struct st_pod *done = pod("u-job", "job-1", "c-job", "10.0.0.9", false);
+        done->phase = strdup("Succeeded");
+        assert_int_equal(st_pod_cache_put(c, done), 0);
+        assert_int_equal(st_pod_cache_by_ip(c, "10.0.0.9", seen, out), -ENOENT);
+        assert_int_equal(st_pod_cache_put(c, pod("u-new", "web-9", "c-new", "10.0.0.9", false)), 0);
+        struct st_pod *done2 = pod("u-job", "job-1", "c-job", "10.0.0.9", false); /* a late MODIFIED of the old one */
+        done2->phase = strdup("Succeeded");
+        assert_int_equal(st_pod_cache_put(c, done2), 0);
+        assert_int_equal(st_pod_cache_by_ip(c, "10.0.0.9", seen, out), 0);
+        assert_string_equal(out, "web-9/-");
+        assert_int_equal(st_pod_cache_by_container(c, "c-job", seen, out), 0); /* still found by its container */
         st_pod_cache_free(c);
 }
 
