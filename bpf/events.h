@@ -10,7 +10,7 @@
 #ifndef STRATA_BPF_EVENTS_H
 #define STRATA_BPF_EVENTS_H
 
-#define ST_EV_ABI_VERSION 2
+#define ST_EV_ABI_VERSION 3
 
 #define ST_TASK_COMM_LEN 16
 #define ST_PATH_MAX 256        /* executable path kept per exec */
@@ -24,6 +24,7 @@ enum st_ev_type {
         ST_EV_ACCEPT = 5,  /* an inbound TCP connection was accepted */
         ST_EV_CLOSE = 6,   /* a TCP connection seen by CONNECT or ACCEPT was closed */
         ST_EV_CODE = 7,    /* a file mapped executable, or a package file opened */
+        ST_EV_DNS = 8,     /* a UDP datagram sent to port 53: a DNS query */
         ST_EV_TYPE_MAX,
 };
 
@@ -87,6 +88,20 @@ struct st_ev_conn {
         __u64 bytes_sent;     /* CLOSE: payload bytes the peer acknowledged */
         __u64 bytes_received; /* CLOSE: payload bytes received */
         __u64 duration_ns;    /* CLOSE: since CONNECT/ACCEPT */
+};
+
+#define ST_DNS_PAYLOAD_MAX 300 /* the query's first bytes: header, question (a name is <= 255) */
+
+/* A DNS query as it left: where to, and its first bytes, parsed in user space (ebpf_decode.c). */
+struct st_ev_dns {
+        struct st_ev_header h;
+        __u16 family;         /* AF_INET, AF_INET6 */
+        __u16 remote_port;    /* host order: 53 */
+        __u16 payload_len;    /* bytes of payload that are the datagram's (<= ST_DNS_PAYLOAD_MAX) */
+        __u16 _pad;
+        __u8 remote_addr[16]; /* network order; IPv4 in the first 4 bytes */
+        __u8 payload[ST_DNS_PAYLOAD_MAX];
+        __u8 _pad2[4];
 };
 
 /* Connections to strata's own TCP ports, so that receivers can tell which local process sent

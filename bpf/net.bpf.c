@@ -312,3 +312,4 @@ int BPF_PROG(accept_raw, struct pt_regs *regs, long ret) {
                 return 0;
         return on_accepted(ret);
 }
+

@@ -76,7 +76,7 @@ static const struct st_cfg_field filter_fields[] = {
 
 static const struct st_cfg_field ebpf_fields[] = {
         { .name = "events", .type = ST_CFG_STRINGS, .offset = offsetof(struct ebpf_config, events),
-          .desc = "what to collect: process (fork/exec/exit), network (TCP connect/accept/close), code (loaded files); default all" },
+          .desc = "what to collect: process (fork/exec/exit), network (TCP connect/accept/close), code (loaded files), dns (UDP queries to port 53); default all" },
         { .name = "ring_buffer_size", .type = ST_CFG_SIZE, .offset = offsetof(struct ebpf_config, ring_buffer_size),
           .def = "8MiB", .desc = "kernel→agent ring buffer (a power of two, at least 4KiB)" },
         { .name = "wakeup_bytes", .type = ST_CFG_SIZE, .offset = offsetof(struct ebpf_config, wakeup_bytes),
@@ -98,7 +98,7 @@ static const struct st_cfg_field ebpf_fields[] = {
         { .name = "filters", .type = ST_CFG_SECTION, .offset = offsetof(struct ebpf_config, filters), .sub = filter_fields,
           .desc = "in-kernel filters; all that are set must match" },
         { .name = "records", .type = ST_CFG_STRINGS, .offset = offsetof(struct ebpf_config, records),
-          .desc = "which event kinds become log records (process, network, code; default all); the others feed only the metrics and the process table" },
+          .desc = "which event kinds become log records (process, network, code, dns; default all); the others feed only the metrics and the process table" },
         { .name = "network_sample_every", .type = ST_CFG_INT, .offset = offsetof(struct ebpf_config, network_sample_every),
           .def = "1", .min = 1, .max = 1000000, .desc = "follow 1 in N TCP connections, chosen in the kernel (metrics scale back up)" },
         { .name = "metrics_interval", .type = ST_CFG_DURATION, .offset = offsetof(struct ebpf_config, metrics_interval),
@@ -132,6 +132,7 @@ struct ebpf_receiver {
 static unsigned event_bit(const char *name) {
         return strcmp(name, "process") == 0 ? KPROBES_PROCESS : strcmp(name, "network") == 0 ? KPROBES_NETWORK
              : strcmp(name, "code") == 0    ? KPROBES_CODE
+             : strcmp(name, "dns") == 0     ? KPROBES_DNS
                                             : 0;
 }
 
@@ -146,10 +147,10 @@ static int ebpf_validate(const void *cfgp, struct st_cfg_ctx *ctx) {
                 st_cfg_errorf(ctx, "wakeup_bytes", "must be smaller than ring_buffer_size");
         for (size_t i = 0; i < c->events.n; i++)
                 if (!event_bit(c->events.v[i]))
-                        st_cfg_errorf(ctx, "events", "'%s' is not one of process, network, code", c->events.v[i]);
+                        st_cfg_errorf(ctx, "events", "'%s' is not one of process, network, code, dns", c->events.v[i]);
         for (size_t i = 0; i < c->records.n; i++)
                 if (!event_bit(c->records.v[i]))
-                        st_cfg_errorf(ctx, "records", "'%s' is not one of process, network, code", c->records.v[i]);
+                        st_cfg_errorf(ctx, "records", "'%s' is not one of process, network, code, dns", c->records.v[i]);
         if (c->flush_interval <= 0)
                 st_cfg_errorf(ctx, "flush_interval", "must be positive");
         if (c->metrics_interval < ST_NS_PER_MS * 100)
@@ -318,7 +319,7 @@ static int on_record(void *ctx, void *data, size_t size) {
                 break;
         }
         bool net = ev.type == ST_EV_CONNECT || ev.type == ST_EV_ACCEPT || ev.type == ST_EV_CLOSE;
-        unsigned kind = net ? KPROBES_NETWORK : ev.type == ST_EV_CODE ? KPROBES_CODE : KPROBES_PROCESS;
+        unsigned kind = net ? KPROBES_NETWORK : ev.type == ST_EV_CODE ? KPROBES_CODE : ev.type == ST_EV_DNS ? KPROBES_DNS : KPROBES_PROCESS;
         if (r->metrics)
                 kmetrics_add(r->metrics, &ev, net ? (uint32_t) r->cfg->network_sample_every : 1);
         if (st_consumer_set(&r->set.next[ST_LOGS]) && (r->record_kinds & kind)) {
@@ -457,10 +458,10 @@ static int ebpf_start(void *self) {
                 return e;
 
         const char *force = c->program_kind == 0 ? NULL : kinds[c->program_kind];
-        unsigned objects = c->events.n ? 0 : KPROBES_PROCESS | KPROBES_NETWORK | KPROBES_CODE;
+        unsigned objects = c->events.n ? 0 : KPROBES_PROCESS | KPROBES_NETWORK | KPROBES_CODE | KPROBES_DNS;
         for (size_t i = 0; i < c->events.n; i++)
                 objects |= event_bit(c->events.v[i]);
-        r->record_kinds = c->records.n ? 0 : KPROBES_PROCESS | KPROBES_NETWORK | KPROBES_CODE;
+        r->record_kinds = c->records.n ? 0 : KPROBES_PROCESS | KPROBES_NETWORK | KPROBES_CODE | KPROBES_DNS;
         for (size_t i = 0; i < c->records.n; i++)
                 r->record_kinds |= event_bit(c->records.v[i]);
         r->kb.net_sample_every = (uint32_t) c->network_sample_every;
@@ -596,7 +597,7 @@ static void ebpf_doctor(st_buf *out) {
                                      : "not mounted (the receiver mounts it when it can)");
 
         struct kprobes *k = NULL;
-        struct kprobes_opts o = { .objects = KPROBES_PROCESS | KPROBES_NETWORK | KPROBES_CODE, .ring_bytes = 1 << 16,
+        struct kprobes_opts o = { .objects = KPROBES_PROCESS | KPROBES_NETWORK | KPROBES_CODE | KPROBES_DNS, .ring_bytes = 1 << 16,
                                   .args_max = 256, .uid = -1 };
         int r = kprobes_open(&o, ignore_record, NULL, &k, buf, sizeof(buf));
         st_doctor_line(out, "kernel hooks", r == 0, "%s", buf[0] ? buf : strerror(-r));

@@ -20,6 +20,8 @@ static size_t fixed_size(enum st_ev_type t) {
                 return sizeof(struct st_ev_conn);
         case ST_EV_CODE:
                 return sizeof(struct st_ev_code);
+        case ST_EV_DNS:
+                return sizeof(struct st_ev_dns);
         default:
                 return 0;
         }
@@ -69,6 +71,11 @@ int kevent_decode(const void *data, size_t len, struct kevent *ret) {
                         return -EBADMSG;
                 ev.path = (const char *) data + need;
                 ev.path_len = ev.code->path_len;
+                break;
+        case ST_EV_DNS:
+                ev.dns = data;
+                if ((ev.dns->family != AF_INET && ev.dns->family != AF_INET6) || ev.dns->payload_len > ST_DNS_PAYLOAD_MAX)
+                        return -EBADMSG;
                 break;
         default:
                 return -EBADMSG;
@@ -137,4 +144,51 @@ size_t kevent_command_line(const char *args, size_t args_len, char *out, size_t 
                 out[n++] = args[i] ? args[i] : ' ';
         out[n] = '\0';
         return n;
+}
+
+static const char *qtype_name(uint16_t t, char *buf, size_t cap) {
+        static const struct {
+                uint16_t t;
+                const char *n;
+        } names[] = { { 1, "A" }, { 2, "NS" }, { 5, "CNAME" }, { 6, "SOA" }, { 12, "PTR" }, { 15, "MX" }, { 16, "TXT" },
+                      { 28, "AAAA" }, { 33, "SRV" }, { 64, "SVCB" }, { 65, "HTTPS" }, { 255, "ANY" } };
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+                if (names[i].t == t)
+                        return names[i].n;
+        snprintf(buf, cap, "TYPE%u", (unsigned) t);
+        return buf;
+}
+
+int kevent_dns_question(const uint8_t *p, size_t n, char *name, size_t cap, char *type, size_t type_cap, uint16_t *ret_id) {
+        char tbuf[16];
+        if (n < 12 || cap < 2)
+                return -EBADMSG;
+        uint16_t id = (uint16_t) (p[0] << 8 | p[1]), flags = (uint16_t) (p[2] << 8 | p[3]), qd = (uint16_t) (p[4] << 8 | p[5]);
+        if ((flags & 0x8000) || ((flags >> 11) & 0xf) != 0 || qd == 0) /* a standard query with a question */
+                return -EBADMSG;
+        size_t i = 12, w = 0;
+        for (;;) {
+                if (i >= n)
+                        return -EBADMSG;
+                uint8_t l = p[i++];
+                if (l == 0)
+                        break;
+                if (l & 0xc0 || i + l > n || w + l + 1 >= cap) /* no compression in a question; cut names refused */
+                        return -EBADMSG;
+                if (w)
+                        name[w++] = '.';
+                for (uint8_t k = 0; k < l; k++) {
+                        unsigned char c = p[i + k];
+                        name[w++] = (char) (c >= 0x21 && c <= 0x7e ? c : '?');
+                }
+                i += l;
+        }
+        if (i + 4 > n)
+                return -EBADMSG;
+        if (!w)
+                name[w++] = '.'; /* the root */
+        name[w] = '\0';
+        snprintf(type, type_cap, "%s", qtype_name((uint16_t) (p[i] << 8 | p[i + 1]), tbuf, sizeof(tbuf)));
+        *ret_id = id;
+        return 0;
 }

@@ -16,6 +16,7 @@ struct kevent {
                 const struct st_ev_exit *exit;
                 const struct st_ev_conn *conn; /* CONNECT, ACCEPT, CLOSE */
                 const struct st_ev_code *code;
+                const struct st_ev_dns *dns;
         };
         /* ST_EV_EXEC: borrowed from the record, not NUL-terminated.
          * ST_EV_CODE: the path's components, leaf first, each NUL-terminated (kevent_code_path). */
@@ -29,6 +30,11 @@ struct kevent {
  * -EBADMSG when it is short, inconsistent or of an unknown type (the reader counts it as a
  * decode error); data must stay valid while *ret is used. */
 int kevent_decode(const void *data, size_t len, struct kevent *ret);
+
+/* The question of a DNS query (a DNS event's payload, n bytes): the name ("example.com"), its
+ * type ("A", "AAAA", "TYPE99") and the query id. -EBADMSG when the bytes are no standard query
+ * with a whole question (a datagram to port 53 need not be DNS). */
+int kevent_dns_question(const uint8_t *p, size_t n, char *name, size_t cap, char *type, size_t type_cap, uint16_t *ret_id);
 
 /* A code event's path, "/a/b/c", from its leaf-first components, into out (cap bytes,
  * NUL-terminated; cut at cap). Returns the length, or 0 when there are no components. */

@@ -14,13 +14,14 @@
 #include <bpf/libbpf.h>
 
 #include "code.skel.h"
+#include "dns.skel.h"
 #include "log.h"
 #include "net.skel.h"
 #include "process.skel.h"
 
 #define LOG_NAME "receiver/ebpf"
 #define MAX_VARIANTS 2
-#define MAX_PROGS 2
+#define MAX_PROGS 3
 #define MAX_HOOKS 3
 
 /* One way to implement a hook: a program kind and the programs (all needed). */
@@ -66,6 +67,7 @@ struct object_ops {
 ADAPTERS(process)
 ADAPTERS(net)
 ADAPTERS(code)
+ADAPTERS(dns)
 
 /* Whether this kernel's sched_process_exit tracepoint passes group_dead (6.16+): its
  * btf_trace_ typedef is a pointer to a function of (void *, task, bool). */
@@ -102,6 +104,10 @@ static void code_rodata(void *s, const struct kprobes_opts *o) {
         struct code_bpf *k = s;
         COMMON_RODATA(k, o);
 }
+static void dns_rodata(void *s, const struct kprobes_opts *o) {
+        struct dns_bpf *k = s;
+        COMMON_RODATA(k, o);
+}
 
 static const struct object_ops objects[] = {
         { "process", KPROBES_PROCESS,
@@ -117,6 +123,9 @@ static const struct object_ops objects[] = {
           { { "code.mmap_exec", { { "tp", { "mmap_tp" } }, { "raw_tp", { "mmap_raw" } } } },
             { "code.open", { { "tp", { "openat_tp", "openat2_tp" } }, { "raw_tp", { "open_raw" } } } } },
           2, code_open, code_obj, code_rodata, code_load, code_destroy },
+        { "dns", KPROBES_DNS,
+          { { "dns.query", { { "tp", { "sendto_tp", "sendmsg_tp", "sendmmsg_tp" } } } } },
+          1, dns_open, dns_obj, dns_rodata, dns_load, dns_destroy },
 };
 #define N_OBJECTS (sizeof(objects) / sizeof(objects[0]))
 

@@ -16,6 +16,7 @@ struct kprobes;
 #define KPROBES_PROCESS 1u /* process.bpf.c: fork, exec, exit */
 #define KPROBES_NETWORK 2u /* net.bpf.c: TCP connect, accept, close */
 #define KPROBES_CODE 4u    /* code.bpf.c: executable mappings, package files opened */
+#define KPROBES_DNS 8u     /* dns.bpf.c: UDP queries to port 53 */
 
 struct kprobes_opts {
         unsigned objects;         /* KPROBES_* bits */

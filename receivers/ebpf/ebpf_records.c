@@ -334,6 +334,26 @@ int krec_add(struct krec_builder *kb, const struct kevent *ev, const struct st_p
                 kv_int(&k, "thread.id", h->tid);
                 break;
         }
+        case ST_EV_DNS: {
+                const struct st_ev_dns *d = ev->dns;
+                char name[260], type[16], addr[64];
+                uint16_t id;
+                if (kevent_dns_question(d->payload, d->payload_len, name, sizeof(name), type, sizeof(type), &id) < 0)
+                        return 0; /* a datagram to port 53 that is no DNS query: not a record */
+                g = group_for(kb, h->pid, h->start_ns, false, proc);
+                if (!g || !(rec = new_record(kb, "dns.query", h->ts_ns, &k, 10)))
+                        return -ENOMEM;
+                kv_int(&k, "process.pid", h->pid);
+                kv_int(&k, "thread.id", h->tid);
+                kv_cstr(&k, "dns.question.name", name);
+                kv_cstr(&k, "strata.dns.question.type", type);
+                kv_int(&k, "strata.dns.id", id);
+                kv_cstr(&k, "network.transport", "udp");
+                kv_cstr(&k, "network.type", d->family == AF_INET6 ? "ipv6" : "ipv4");
+                kv_cstr(&k, "network.peer.address", kevent_addr(d->family, d->remote_addr, addr, sizeof(addr)));
+                kv_int(&k, "network.peer.port", d->remote_port);
+                break;
+        }
         default:
                 return -EINVAL;
         }

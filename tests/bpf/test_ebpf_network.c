@@ -525,6 +525,129 @@ static void test_sender_attribution(void **state) {
         attribution_mapped();
 }
 
+
+/* DNS queries (UDP to port 53), each way resolvers send them: sendto, send on a connected
+ * socket, sendmsg, sendmmsg with the A and AAAA queries at once, and over IPv6. A datagram to
+ * port 53 that is no DNS query, and a query to another port, are not reported. Nothing needs
+ * to listen: the datagrams leave all the same. */
+static size_t dns_query(uint8_t *out, const char *name, uint16_t type, uint16_t id) {
+        size_t n = 0;
+        uint8_t h[12] = { (uint8_t) (id >> 8), (uint8_t) id, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0 };
+        memcpy(out, h, 12);
+        n = 12;
+        for (const char *l = name; *l;) {
+                const char *dot = strchr(l, '.');
+                size_t len = dot ? (size_t) (dot - l) : strlen(l);
+                out[n++] = (uint8_t) len;
+                memcpy(out + n, l, len);
+                n += len;
+                l += len + (dot ? 1 : 0);
+        }
+        out[n++] = 0;
+        out[n++] = (uint8_t) (type >> 8);
+        out[n++] = (uint8_t) type;
+        out[n++] = 0;
+        out[n++] = 1;
+        return n;
+}
+
+struct dns_seen {
+        pid_t pid;
+        char names[16][64], types[16][8];
+        int n;
+};
+
+static void collect_dns(const struct rec *r, void *ctx) {
+        struct dns_seen *d = ctx;
+        const char *ev = attr_str(r->lr, "event.name");
+        if (!ev || strcmp(ev, "dns.query") != 0 || attr_int(r->lr, "process.pid", -1) != d->pid || d->n == 16)
+                return;
+        assert_int_equal(attr_int(r->lr, "network.peer.port", -1), 53);
+        assert_string_equal(attr_str(r->lr, "network.transport"), "udp");
+        snprintf(d->names[d->n], sizeof(d->names[0]), "%s", attr_str(r->lr, "dns.question.name"));
+        snprintf(d->types[d->n++], sizeof(d->types[0]), "%s", attr_str(r->lr, "strata.dns.question.type"));
+}
+
+static bool dns_has(const struct dns_seen *d, const char *name, const char *type) {
+        for (int i = 0; i < d->n; i++)
+                if (strcmp(d->names[i], name) == 0 && strcmp(d->types[i], type) == 0)
+                        return true;
+        return false;
+}
+
+static void test_dns(void **state) {
+        REQUIRE_ROOT();
+        struct harness h;
+        uint8_t q[2][300];
+        size_t n;
+        struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(53), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        struct sockaddr_in6 to6 = { .sin6_family = AF_INET6, .sin6_port = htons(53), .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+        /* something listening on 53, so that no ICMP "port unreachable" fails the next send (a
+         * local resolver there already does as well) */
+        int sink = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), sink6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        int on = 1;
+        setsockopt(sink6, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+        if (bind(sink, (struct sockaddr *) &to, sizeof(to)) < 0)
+                assert_int_equal(errno, EADDRINUSE);
+        if (bind(sink6, (struct sockaddr *) &to6, sizeof(to6)) < 0)
+                assert_true(errno == EADDRINUSE || errno == EADDRNOTAVAIL);
+        rx_start(&h, "events: [dns]\nflush_interval: 50ms\n");
+        int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), s6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        int c = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        assert_true(s >= 0 && s6 >= 0 && c >= 0);
+        n = dns_query(q[0], "sendto.strata.test", 1, 1);
+        assert_int_equal(sendto(s, q[0], n, 0, (struct sockaddr *) &to, sizeof(to)), (ssize_t) n);
+        assert_int_equal(connect(c, (struct sockaddr *) &to, sizeof(to)), 0);
+        n = dns_query(q[0], "send.strata.test", 28, 2);
+        assert_int_equal(send(c, q[0], n, 0), (ssize_t) n);
+        n = dns_query(q[0], "sendmsg.strata.test", 16, 3);
+        struct iovec iov = { q[0], n };
+        struct msghdr mh = { .msg_name = &to, .msg_namelen = sizeof(to), .msg_iov = &iov, .msg_iovlen = 1 };
+        assert_int_equal(sendmsg(s, &mh, 0), (ssize_t) n);
+        struct iovec iov2[2];
+        struct mmsghdr mm[2];
+        memset(mm, 0, sizeof(mm));
+        size_t n0 = dns_query(q[0], "sendmmsg.strata.test", 1, 4), n1 = dns_query(q[1], "sendmmsg.strata.test", 28, 5);
+        iov2[0] = (struct iovec) { q[0], n0 };
+        iov2[1] = (struct iovec) { q[1], n1 };
+        for (int i = 0; i < 2; i++)
+                mm[i].msg_hdr = (struct msghdr) { .msg_iov = &iov2[i], .msg_iovlen = 1 };
+        /* a fresh connected socket: the first one has the ICMP "port unreachable" of its query
+         * pending (nothing listens on 53), which the next send would report */
+        int c2 = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        assert_int_equal(connect(c2, (struct sockaddr *) &to, sizeof(to)), 0);
+        assert_int_equal(sendmmsg(c2, mm, 2, 0), 2); /* glibc's resolver: A and AAAA at once, connected */
+        close(c2);
+        n = dns_query(q[0], "v6.strata.test", 65, 6);
+        assert_int_equal(sendto(s6, q[0], n, 0, (struct sockaddr *) &to6, sizeof(to6)), (ssize_t) n);
+        /* not DNS queries: garbage to port 53, a response (QR set), a query to port 5353 */
+        assert_int_equal(sendto(s, "not a dns query at all", 22, 0, (struct sockaddr *) &to, sizeof(to)), 22);
+        n = dns_query(q[0], "response.strata.test", 1, 7);
+        q[0][2] |= 0x80;
+        assert_int_equal(sendto(s, q[0], n, 0, (struct sockaddr *) &to, sizeof(to)), (ssize_t) n);
+        struct sockaddr_in mdns = to;
+        mdns.sin_port = htons(5353);
+        n = dns_query(q[0], "mdns.strata.test", 1, 8);
+        assert_int_equal(sendto(s, q[0], n, 0, (struct sockaddr *) &mdns, sizeof(mdns)), (ssize_t) n);
+        usleep(300000);
+        rx_stop(&h);
+        struct dns_seen d = { .pid = getpid() };
+        each_record(&h, collect_dns, &d);
+        assert_true(dns_has(&d, "sendto.strata.test", "A"));
+        assert_true(dns_has(&d, "send.strata.test", "AAAA"));
+        assert_true(dns_has(&d, "sendmsg.strata.test", "TXT"));
+        assert_true(dns_has(&d, "sendmmsg.strata.test", "A"));
+        assert_true(dns_has(&d, "sendmmsg.strata.test", "AAAA"));
+        assert_true(dns_has(&d, "v6.strata.test", "HTTPS"));
+        assert_int_equal(d.n, 6); /* and nothing else */
+        close(s);
+        close(s6);
+        close(c);
+        close(sink);
+        close(sink6);
+        rx_free(&h);
+}
+
 int main(void) {
         st_log_setup(ST_LOG_INFO, ST_LOG_TEXT);
         const struct CMUnitTest tests[] = {
@@ -534,6 +657,7 @@ int main(void) {
                 cmocka_unit_test(test_metrics_only),
                 cmocka_unit_test(test_sampling),
                 cmocka_unit_test(test_sender_attribution),
+                cmocka_unit_test(test_dns),
         };
         announce_skips("test_ebpf_network");
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -197,6 +197,33 @@ static void test_code(void **state) {
         assert_int_equal(kevent_decode(buf, c->h.size, &ev), -EBADMSG);
 }
 
+
+static void test_dns_question(void **state) {
+        (void) state;
+        /* id 0x1234, RD, one question: example.com AAAA IN */
+        static const uint8_t q[] = { 0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0, 0, 28, 0, 1 };
+        char name[256], type[16];
+        uint16_t id;
+        assert_int_equal(kevent_dns_question(q, sizeof(q), name, sizeof(name), type, sizeof(type), &id), 0);
+        assert_string_equal(name, "example.com");
+        assert_string_equal(type, "AAAA");
+        assert_int_equal(id, 0x1234);
+        uint8_t b[sizeof(q)];
+        memcpy(b, q, sizeof(q));
+        b[2] |= 0x80; /* a response */
+        assert_int_equal(kevent_dns_question(b, sizeof(b), name, sizeof(name), type, sizeof(type), &id), -EBADMSG);
+        memcpy(b, q, sizeof(q));
+        b[12] = 0xc0; /* a compression pointer in a question */
+        assert_int_equal(kevent_dns_question(b, sizeof(b), name, sizeof(name), type, sizeof(type), &id), -EBADMSG);
+        assert_int_equal(kevent_dns_question(q, sizeof(q) - 3, name, sizeof(name), type, sizeof(type), &id), -EBADMSG); /* cut */
+        assert_int_equal(kevent_dns_question(q, 11, name, sizeof(name), type, sizeof(type), &id), -EBADMSG);
+        memcpy(b, q, sizeof(q));
+        b[26] = 99; /* an unnamed type */
+        assert_int_equal(kevent_dns_question(b, sizeof(b), name, sizeof(name), type, sizeof(type), &id), 0);
+        assert_string_equal(type, "TYPE99");
+        assert_int_equal(kevent_dns_question(q, sizeof(q), name, 8, type, sizeof(type), &id), -EBADMSG); /* no room */
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_exec),
@@ -206,6 +233,7 @@ int main(void) {
                 cmocka_unit_test(test_malformed),
                 cmocka_unit_test(test_conn),
                 cmocka_unit_test(test_code),
+                cmocka_unit_test(test_dns_question),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
