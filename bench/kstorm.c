@@ -3,6 +3,8 @@
  *
  *   kstorm exec    [--duration S] [--rate N]   fork + exec /bin/true, wait       (fork, exec, exit)
  *   kstorm connect [--duration S] [--rate N]   loopback TCP connect, accept, close (connect, accept, 2 closes)
+ *   kstorm send    [--duration S] [--rate N] [--port P]   UDP sendto of 64 bytes to 127.0.0.1:P (default: a
+ *                  port of ours, not DNS: what the dns hooks cost every send of the host; 53: DNS queries)
  *   kstorm open    [--duration S] [--rate N] [--files N] [--match]
  *                  open + close of N distinct files in a temporary directory, cycling; with
  *                  --match they are named *.so (reported once per process and file), without
@@ -63,6 +65,19 @@ static void op_connect(void) {
         close(s);
 }
 
+static int ufd = -1;
+static long send_port;
+
+/* A DNS-shaped datagram (a query for kstorm.invalid, type A): the same bytes either way. */
+static void op_send(void) {
+        static const unsigned char q[64] = { 0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 6, 'k', 's', 't', 'o', 'r', 'm',
+                                              7, 'i', 'n', 'v', 'a', 'l', 'i', 'd', 0, 0, 1, 0, 1 };
+        if (sendto(ufd, q, sizeof(q), 0, (struct sockaddr *) &laddr, sizeof(laddr)) != (ssize_t) sizeof(q))
+                die("sendto");
+        char buf[64];
+        (void) !recv(lfd, buf, sizeof(buf), MSG_DONTWAIT); /* keep the sink's queue short */
+}
+
 static char dir[] = "/tmp/kstorm-XXXXXX";
 static long n_files = 1000;
 static bool match;
@@ -85,20 +100,21 @@ int main(int argc, char **argv) {
         static const struct option opts[] = {
                 { "duration", required_argument, NULL, 'd' }, { "rate", required_argument, NULL, 'r' },
                 { "files", required_argument, NULL, 'f' },    { "match", no_argument, NULL, 'm' },
-                { NULL, 0, NULL, 0 },
+                { "port", required_argument, NULL, 'p' },     { NULL, 0, NULL, 0 },
         };
         int o;
-        while ((o = getopt_long(argc, argv, "d:r:f:m", opts, NULL)) != -1) {
+        while ((o = getopt_long(argc, argv, "d:r:f:mp:", opts, NULL)) != -1) {
                 switch (o) {
                 case 'd': duration = atof(optarg); break;
                 case 'r': rate = atof(optarg); break;
                 case 'f': n_files = atol(optarg); break;
                 case 'm': match = true; break;
+                case 'p': send_port = atol(optarg); break;
                 default: return 2;
                 }
         }
         if (optind >= argc || n_files <= 0) {
-                fprintf(stderr, "usage: kstorm exec|connect|open [--duration S] [--rate N] [--files N] [--match]\n");
+                fprintf(stderr, "usage: kstorm exec|connect|send|open [--duration S] [--rate N] [--files N] [--match] [--port P]\n");
                 return 2;
         }
         const char *mode = argv[optind];
@@ -114,6 +130,20 @@ int main(int argc, char **argv) {
                     getsockname(lfd, (struct sockaddr *) &laddr, &len) < 0)
                         die("listen");
                 op = op_connect;
+        } else if (strcmp(mode, "send") == 0) {
+                /* a sink on the port (53 needs root), so that no ICMP error fails the sends */
+                socklen_t len = sizeof(laddr);
+                laddr.sin_family = AF_INET;
+                laddr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                laddr.sin_port = htons((uint16_t) send_port);
+                lfd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+                if (lfd < 0 || bind(lfd, (struct sockaddr *) &laddr, sizeof(laddr)) < 0 ||
+                    getsockname(lfd, (struct sockaddr *) &laddr, &len) < 0)
+                        die("bind the sink");
+                ufd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+                int big = 1 << 24;
+                setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+                op = op_send;
         } else if (strcmp(mode, "open") == 0) {
                 char p[128];
                 if (!mkdtemp(dir))

@@ -86,6 +86,13 @@ static __always_inline void on_dns_send(struct sock *sk, const void *buf, __u64 
 
 SEC("tp/syscalls/sys_enter_sendto")
 int sendto_tp(struct trace_event_raw_sys_enter *ctx) {
+        const struct sockaddr_in *addr = (const struct sockaddr_in *) ctx->args[4];
+        if (addr) {
+                /* the port first: one read settles most sends that carry an address */
+                __u16 port = 0;
+                if (bpf_probe_read_user(&port, sizeof(port), &addr->sin_port) < 0 || __builtin_bswap16(port) != DNS_PORT)
+                        return 0;
+        }
         if (!st_wanted())
                 return 0;
         struct sock *sk = udp_sock_of(ctx->args[0]);
