@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "curl_util.h"
 
 #define REFRESH_AHEAD_S 300
 #define HTTP_TIMEOUT_MS 3000L
@@ -21,12 +22,6 @@
 
 /* the stop flag of the provider whose chain this thread walks now */
 static __thread const atomic_bool *stop_flag;
-
-static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d) {
-        (void) a, (void) b, (void) c, (void) d;
-        const atomic_bool *stop = ud;
-        return stop && atomic_load(stop) ? 1 : 0;
-}
 
 struct st_aws_provider {
         pthread_mutex_t lock;
@@ -95,13 +90,6 @@ static bool set(char *dst, size_t cap, const char *src) {
 
 /* --- HTTP --------------------------------------------------------------------------------------- */
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-        st_buf *b = ud;
-        if (b->len + size * n > (1u << 20))
-                return 0;
-        return st_buf_append(b, p, size * n) < 0 ? 0 : size * n;
-}
-
 /* method url with headers (NULL-terminated "Name: value" list) → status and body. */
 static int http(const char *method, const char *url, const char *const *headers, const char *body, long *ret_status,
                 st_buf *ret_body, char *err, size_t errlen) {
@@ -116,22 +104,25 @@ static int http(const char *method, const char *url, const char *const *headers,
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, HTTP_TIMEOUT_MS);
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, ret_body);
+        struct st_curl_body got = { .limit = 1u << 20 };
+        st_curl_collect(h, &got);
+        st_curl_abort_when(h, stop_flag);
         if (body)
                 curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(h, CURLOPT_XFERINFODATA, stop_flag);
         CURLcode cr = curl_easy_perform(h);
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, ret_status);
         curl_slist_free_all(hl);
         curl_easy_cleanup(h);
+        int r = 0;
         if (cr != CURLE_OK) {
-                snprintf(err, errlen, "%s", curl_easy_strerror(cr));
-                return -EIO;
-        }
-        return 0;
+                snprintf(err, errlen, "%s", got.too_big ? "an answer larger than 1 MiB" : curl_easy_strerror(cr));
+                r = -EIO;
+        } else if (got.b.len && st_buf_append(ret_body, got.b.data, got.b.len) < 0)
+                r = -ENOMEM;
+        if (got.b.data)
+                explicit_bzero(got.b.data, got.b.len); /* credentials pass through here */
+        st_buf_free(&got.b);
+        return r;
 }
 
 /* {"AccessKeyId", "SecretAccessKey", "Token", "Expiration"} (ECS and IMDS). */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "curl_util.h"
 
 #define TIMEOUT_MS 5000L
 
@@ -90,22 +91,9 @@ out:
 static __thread const atomic_bool *stop_flag;
 void st_ecs_set_stop(const atomic_bool *stop) { stop_flag = stop; }
 
-static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d) {
-        (void) a, (void) b, (void) c, (void) d;
-        const atomic_bool *stop = ud;
-        return stop && atomic_load(stop) ? 1 : 0;
-}
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-        st_buf *b = ud;
-        if (b->len + size * n > (8u << 20))
-                return 0;
-        return st_buf_append(b, p, size * n) < 0 ? 0 : size * n;
-}
-
 int st_ecs_get(const char *base, const char *path, char **ret, size_t *ret_len, char *err, size_t errlen) {
         char url[1024];
-        st_buf b = { 0 };
+        struct st_curl_body got = { .limit = 8u << 20 };
         long status = 0;
         CURL *h = curl_easy_init();
         if (!h)
@@ -114,29 +102,26 @@ int st_ecs_get(const char *base, const char *path, char **ret, size_t *ret_len, 
         curl_easy_setopt(h, CURLOPT_URL, url);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, TIMEOUT_MS);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(h, CURLOPT_XFERINFODATA, stop_flag);
+        st_curl_collect(h, &got);
+        st_curl_abort_when(h, stop_flag);
         CURLcode cr = curl_easy_perform(h);
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_cleanup(h);
         if (cr != CURLE_OK || status != 200) {
                 if (cr != CURLE_OK)
-                        snprintf(err, errlen, "%s: %s", url, curl_easy_strerror(cr));
+                        snprintf(err, errlen, "%s: %s", url, got.too_big ? "an answer larger than 8 MiB" : curl_easy_strerror(cr));
                 else
                         snprintf(err, errlen, "%s: HTTP %ld", url, status);
-                st_buf_free(&b);
+                st_buf_free(&got.b);
                 return -EIO;
         }
-        if (st_buf_reserve(&b, 1) < 0) {
-                st_buf_free(&b);
+        if (st_buf_reserve(&got.b, 1) < 0) {
+                st_buf_free(&got.b);
                 return -ENOMEM;
         }
-        b.data[b.len] = '\0';
-        *ret = b.data;
-        *ret_len = b.len;
+        got.b.data[got.b.len] = '\0';
+        *ret = got.b.data;
+        *ret_len = got.b.len;
         return 0;
 }
 

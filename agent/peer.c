@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "otlp.h"
+#include "otlp_attr.h"
 #include "process_table.h"
 
 const char *st_peer_method_name(enum st_peer_method m) {
@@ -142,31 +143,6 @@ int st_conn_key_from_grpc_peer(const char *peer, struct st_conn_key *k) {
 
 /* --- attribution ------------------------------------------------------------------------------- */
 
-static st_key_value *kv_int(st_arena *a, const char *key, int64_t v) {
-        struct {
-                st_key_value kv;
-                st_any_value v;
-        } *p = st_arena_alloc(a, sizeof(*p));
-        if (!p)
-                return NULL;
-        opentelemetry__proto__common__v1__key_value__init(&p->kv);
-        opentelemetry__proto__common__v1__any_value__init(&p->v);
-        p->kv.key = (char *) key;
-        p->kv.value = &p->v;
-        p->v.value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
-        p->v.int_value = v;
-        return &p->kv;
-}
-
-static st_key_value *kv_str(st_arena *a, const char *key, const char *s) {
-        st_key_value *kv = kv_int(a, key, 0);
-        if (!kv)
-                return NULL;
-        kv->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
-        kv->value->string_value = (char *) s;
-        return kv;
-}
-
 /* process.pid as the sender wrote it: an int, or a string of digits. */
 static bool claimed_pid(const st_any_value *v, int64_t *ret) {
         if (!v)
@@ -210,7 +186,7 @@ static int attribute_resource(st_arena *a, st_resource *res, const struct st_pee
         v[m++] = pid_kv;
         v[m++] = method_kv;
         if (have_claim && claimed != (int64_t) p->pid) {
-                st_key_value *c = kv_int(a, "strata.claimed.process.pid", claimed);
+                st_key_value *c = st_kv_int(a, "strata.claimed.process.pid", claimed);
                 if (!c)
                         return -ENOMEM;
                 v[m++] = c;
@@ -226,8 +202,8 @@ int st_peer_attribute(st_batch *b, const struct st_peer *p) {
         enum st_signal s = b->signal;
         st_arena *a = &b->arena;
         /* shared by every resource of the request: KeyValues are never written once listed */
-        st_key_value *pid_kv = kv_int(a, "process.pid", p->pid);
-        st_key_value *method_kv = kv_str(a, "strata.attribution.method", st_peer_method_name(p->method));
+        st_key_value *pid_kv = st_kv_int(a, "process.pid", p->pid);
+        st_key_value *method_kv = st_kv_static(a, "strata.attribution.method", st_peer_method_name(p->method));
         if (!pid_kv || !method_kv)
                 return -ENOMEM;
         for (size_t i = 0; i < st_req_n(s, b->req); i++) {

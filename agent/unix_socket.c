@@ -72,3 +72,17 @@ fail:
         close(fd);
         return r;
 }
+
+int st_parse_mode(const char *s, mode_t *ret) {
+        size_t n = s ? strlen(s) : 0;
+        mode_t m = 0;
+        if (n < 1 || n > 4)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                if (s[i] < '0' || s[i] > '7')
+                        return -EINVAL;
+                m = m * 8 + (mode_t) (s[i] - '0');
+        }
+        *ret = m;
+        return 0;
+}

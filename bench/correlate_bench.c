@@ -26,7 +26,9 @@
 #include "config_map.h"
 #include "log.h"
 #include "malloc_tune.h"
+#include "otlp_attr.h"
 #include "process_table.h"
+#include "processor_run.h"
 #include "span_index.h"
 #include "tree.h"
 
@@ -67,38 +69,14 @@ static void *load(const char *yaml, enum st_signal s, void **ret_cfg) {
         return inst;
 }
 
-static st_key_value *kv(st_arena *a, const char *key, const char *s, int64_t i) {
-        st_key_value *k = st_arena_zalloc(a, sizeof(*k));
-        st_any_value *v = st_arena_zalloc(a, sizeof(*v));
-        opentelemetry__proto__common__v1__key_value__init(k);
-        opentelemetry__proto__common__v1__any_value__init(v);
-        k->key = (char *) key;
-        k->value = v;
-        if (s) {
-                v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
-                v->string_value = (char *) s;
-        } else {
-                v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
-                v->int_value = i;
-        }
-        return k;
-}
-
 static st_resource *resource(st_arena *a, uint32_t pid, const char *method) {
         st_resource *r = st_arena_zalloc(a, sizeof(*r));
         opentelemetry__proto__resource__v1__resource__init(r);
         r->attributes = st_arena_zalloc(a, 4 * sizeof(*r->attributes));
-        r->attributes[r->n_attributes++] = kv(a, "service.name", "bench", 0);
-        r->attributes[r->n_attributes++] = kv(a, "process.pid", NULL, pid);
-        r->attributes[r->n_attributes++] = kv(a, "strata.attribution.method", method, 0);
+        r->attributes[r->n_attributes++] = st_kv_static(a, "service.name", "bench");
+        r->attributes[r->n_attributes++] = st_kv_int(a, "process.pid", pid);
+        r->attributes[r->n_attributes++] = st_kv_static(a, "strata.attribution.method", method);
         return r;
-}
-
-static uint32_t rnd(uint64_t *s) {
-        *s ^= *s << 13;
-        *s ^= *s >> 7;
-        *s ^= *s << 17;
-        return (uint32_t) *s;
 }
 
 static st_batch *traces_batch(uint64_t *seed) {
@@ -112,22 +90,22 @@ static st_batch *traces_batch(uint64_t *seed) {
                 st_scope_spans *ss = st_arena_zalloc(a, sizeof(*ss));
                 opentelemetry__proto__trace__v1__resource_spans__init(rs);
                 opentelemetry__proto__trace__v1__scope_spans__init(ss);
-                uint32_t pid = BASE_PID + rnd(seed) % (uint32_t) n_procs;
+                uint32_t pid = BASE_PID + pr_rnd(seed) % (uint32_t) n_procs;
                 rs->resource = resource(a, pid, "unix_peercred");
                 ss->spans = st_arena_zalloc(a, ITEMS_PER_RES * sizeof(void *));
                 for (size_t j = 0; j < ITEMS_PER_RES; j++) {
                         st_span *sp = st_arena_zalloc(a, sizeof(*sp));
                         opentelemetry__proto__trace__v1__span__init(sp);
                         uint8_t *ids = st_arena_alloc(a, 24);
-                        uint64_t r1 = rnd(seed), r2 = rnd(seed);
+                        uint64_t r1 = pr_rnd(seed), r2 = pr_rnd(seed);
                         memcpy(ids, &r1, 8);
                         memcpy(ids + 8, &r2, 8);
-                        r1 = ((uint64_t) rnd(seed) << 32) | rnd(seed);
+                        r1 = ((uint64_t) pr_rnd(seed) << 32) | pr_rnd(seed);
                         memcpy(ids + 16, &r1, 8);
                         sp->trace_id = (ProtobufCBinaryData) { 16, ids };
                         sp->span_id = (ProtobufCBinaryData) { 8, ids + 16 };
                         sp->name = (char *) "op";
-                        sp->start_time_unix_nano = t0 + 20 * SEC + rnd(seed) % (10 * SEC);
+                        sp->start_time_unix_nano = t0 + 20 * SEC + pr_rnd(seed) % (10 * SEC);
                         sp->end_time_unix_nano = sp->start_time_unix_nano + 1000000;
                         ss->spans[ss->n_spans++] = sp;
                 }
@@ -150,16 +128,16 @@ static st_batch *logs_batch(uint64_t *seed) {
                 st_scope_logs *sl = st_arena_zalloc(a, sizeof(*sl));
                 opentelemetry__proto__logs__v1__resource_logs__init(rl);
                 opentelemetry__proto__logs__v1__scope_logs__init(sl);
-                uint32_t pid = BASE_PID + rnd(seed) % (uint32_t) n_procs;
+                uint32_t pid = BASE_PID + pr_rnd(seed) % (uint32_t) n_procs;
                 rl->resource = resource(a, pid, "kernel");
                 sl->log_records = st_arena_zalloc(a, ITEMS_PER_RES * sizeof(void *));
                 for (size_t j = 0; j < ITEMS_PER_RES; j++) {
                         st_log_record *lr = st_arena_zalloc(a, sizeof(*lr));
                         opentelemetry__proto__logs__v1__log_record__init(lr);
-                        lr->time_unix_nano = t0 + rnd(seed) % (10 * SEC);
+                        lr->time_unix_nano = t0 + pr_rnd(seed) % (10 * SEC);
                         lr->attributes = st_arena_zalloc(a, 2 * sizeof(void *));
-                        lr->attributes[lr->n_attributes++] = kv(a, "event.name", "network.connect", 0);
-                        lr->attributes[lr->n_attributes++] = kv(a, "thread.id", NULL, pid + (rnd(seed) & 1));
+                        lr->attributes[lr->n_attributes++] = st_kv_static(a, "event.name", "network.connect");
+                        lr->attributes[lr->n_attributes++] = st_kv_int(a, "thread.id", pid + (pr_rnd(seed) & 1));
                         sl->log_records[sl->n_log_records++] = lr;
                 }
                 rl->scope_logs = st_arena_zalloc(a, sizeof(void *));
@@ -172,47 +150,9 @@ static st_batch *logs_batch(uint64_t *seed) {
 
 /* --- runs ---------------------------------------------------------------------------------- */
 
-struct run {
-        void *inst;
-        st_batch **batches;
-        size_t n;
-        int64_t ns;
-};
-
-static void *run_thread(void *arg) {
-        struct run *r = arg;
-        int64_t t = st_now_ns();
-        for (size_t i = 0; i < r->n; i++) {
-                if (st_processor_correlate.consume(r->inst, r->batches[i]) < 0) {
-                        fprintf(stderr, "consume failed\n");
-                        exit(1);
-                }
-        }
-        r->ns = st_now_ns() - t;
-        return NULL;
-}
-
-/* ns per item, over `threads` threads each consuming its own n_batches fresh batches. */
-static double measure(void *inst, st_batch *(*make)(uint64_t *), size_t threads, size_t n_batches) {
-        struct run runs[16];
-        pthread_t th[16];
-        for (size_t t = 0; t < threads; t++) {
-                uint64_t seed = 0x9e3779b97f4a7c15ull * (t + 1) + (uint64_t) st_now_ns();
-                runs[t] = (struct run) { .inst = inst, .n = n_batches, .batches = calloc(n_batches, sizeof(st_batch *)) };
-                for (size_t i = 0; i < n_batches; i++)
-                        runs[t].batches[i] = make(&seed);
-        }
-        for (size_t t = 0; t < threads; t++)
-                pthread_create(&th[t], NULL, run_thread, &runs[t]);
-        double per = 0;
-        for (size_t t = 0; t < threads; t++) {
-                pthread_join(th[t], NULL);
-                per += (double) runs[t].ns / (double) (n_batches * RES_PER_BATCH * ITEMS_PER_RES);
-                for (size_t i = 0; i < n_batches; i++)
-                        st_batch_unref(runs[t].batches[i]);
-                free(runs[t].batches);
-        }
-        return per / (double) threads; /* each thread's own cost per item */
+/* ns per item, over `threads` threads each consuming its own 100 fresh batches. */
+static double measure(void *inst, st_batch *(*make)(uint64_t *), size_t threads) {
+        return pr_measure(&st_processor_correlate, inst, make, threads, 100, RES_PER_BATCH * ITEMS_PER_RES, (uint64_t) st_now_ns());
 }
 
 static void populate(void) {
@@ -278,9 +218,9 @@ int main(int argc, char **argv) {
 
         double enrich = 1e30, join1 = 1e30, joinN = 1e30;
         for (size_t r = 0; r < rounds; r++) {
-                double e = measure(tr, traces_batch, 1, 100);
-                double j = measure(lg, logs_batch, 1, 100);
-                double jn = measure(lg, logs_batch, n_threads, 100);
+                double e = measure(tr, traces_batch, 1);
+                double j = measure(lg, logs_batch, 1);
+                double jn = measure(lg, logs_batch, n_threads);
                 enrich = e < enrich ? e : enrich;
                 join1 = j < join1 ? j : join1;
                 joinN = jn < joinN ? jn : joinN;

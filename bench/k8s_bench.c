@@ -17,7 +17,9 @@
 #include "config_map.h"
 #include "log.h"
 #include "malloc_tune.h"
+#include "otlp_attr.h"
 #include "pod_cache.h"
+#include "processor_run.h"
 #include "receivers/k8s/k8s_pod.h"
 #include "tree.h"
 
@@ -68,13 +70,6 @@ static int discard(void *data, st_batch *b) {
         return 0;
 }
 
-static uint32_t rnd(uint64_t *s) {
-        *s ^= *s << 13;
-        *s ^= *s >> 7;
-        *s ^= *s << 17;
-        return (uint32_t) *s;
-}
-
 static st_batch *batch(uint64_t *seed) {
         st_batch *b;
         st_batch_new(ST_TRACES, &b);
@@ -88,18 +83,10 @@ static st_batch *batch(uint64_t *seed) {
                 opentelemetry__proto__trace__v1__resource_spans__init(rs);
                 opentelemetry__proto__resource__v1__resource__init(res);
                 opentelemetry__proto__trace__v1__scope_spans__init(ss);
-                st_key_value *kv = st_arena_zalloc(a, sizeof(*kv));
-                st_any_value *v = st_arena_zalloc(a, sizeof(*v));
-                opentelemetry__proto__common__v1__key_value__init(kv);
-                opentelemetry__proto__common__v1__any_value__init(v);
                 char *cid = st_arena_alloc(a, 65);
-                container_id(rnd(seed) % n_pods, (int) (rnd(seed) & 1), cid);
-                kv->key = (char *) "container.id";
-                kv->value = v;
-                v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
-                v->string_value = cid;
+                container_id(pr_rnd(seed) % n_pods, (int) (pr_rnd(seed) & 1), cid);
                 res->attributes = st_arena_zalloc(a, sizeof(void *));
-                res->attributes[res->n_attributes++] = kv;
+                res->attributes[res->n_attributes++] = st_kv_static(a, "container.id", cid);
                 rs->resource = res;
                 ss->spans = st_arena_zalloc(a, SPANS_PER_RES * sizeof(void *));
                 for (size_t j = 0; j < SPANS_PER_RES; j++) {
@@ -116,44 +103,8 @@ static st_batch *batch(uint64_t *seed) {
         return b;
 }
 
-struct run {
-        void *inst;
-        st_batch **v;
-        size_t n;
-        int64_t ns;
-};
-
-static void *run_thread(void *arg) {
-        struct run *r = arg;
-        int64_t t = st_now_ns();
-        for (size_t i = 0; i < r->n; i++)
-                if (st_processor_k8sattributes.consume(r->inst, r->v[i]) < 0)
-                        exit(1);
-        r->ns = st_now_ns() - t;
-        return NULL;
-}
-
 static double measure(void *inst, size_t threads) {
-        struct run runs[16];
-        pthread_t th[16];
-        const size_t n = 200;
-        for (size_t t = 0; t < threads; t++) {
-                uint64_t seed = 88172645463325252ull + t;
-                runs[t] = (struct run) { .inst = inst, .n = n, .v = calloc(n, sizeof(st_batch *)) };
-                for (size_t i = 0; i < n; i++)
-                        runs[t].v[i] = batch(&seed);
-        }
-        for (size_t t = 0; t < threads; t++)
-                pthread_create(&th[t], NULL, run_thread, &runs[t]);
-        double per = 0;
-        for (size_t t = 0; t < threads; t++) {
-                pthread_join(th[t], NULL);
-                per += (double) runs[t].ns / (double) (n * RES_PER_BATCH);
-                for (size_t i = 0; i < n; i++)
-                        st_batch_unref(runs[t].v[i]);
-                free(runs[t].v);
-        }
-        return per / (double) threads;
+        return pr_measure(&st_processor_k8sattributes, inst, batch, threads, 200, RES_PER_BATCH, 88172645463325252ull);
 }
 
 int main(int argc, char **argv) {

@@ -26,9 +26,11 @@
 #include "component.h"
 #include "context_channel.h"
 #include "log.h"
+#include "otlp_attr.h"
 #include "process_table.h"
 #include "span_events.h"
 #include "span_index.h"
+#include "unix_socket.h"
 
 struct correlate_cfg {
         int64_t join_window;
@@ -92,20 +94,6 @@ struct correlate {
         _Atomic int64_t last_warn_ns;
 };
 
-static int parse_mode(const char *s, mode_t *ret) {
-        size_t n = s ? strlen(s) : 0;
-        mode_t m = 0;
-        if (n < 1 || n > 4)
-                return -EINVAL;
-        for (size_t i = 0; i < n; i++) {
-                if (s[i] < '0' || s[i] > '7')
-                        return -EINVAL;
-                m = m * 8 + (mode_t) (s[i] - '0');
-        }
-        *ret = m;
-        return 0;
-}
-
 static int correlate_validate(const void *cfg, struct st_cfg_ctx *ctx) {
         const struct correlate_cfg *c = cfg;
         mode_t m;
@@ -117,7 +105,7 @@ static int correlate_validate(const void *cfg, struct st_cfg_ctx *ctx) {
                 st_cfg_errorf(ctx, "context_socket", "'%s' is not an absolute path of at most 107 bytes", c->context_socket);
                 return -EINVAL;
         }
-        if (parse_mode(c->context_socket_mode, &m) < 0) {
+        if (st_parse_mode(c->context_socket_mode, &m) < 0) {
                 st_cfg_errorf(ctx, "context_socket_mode", "'%s' is not an octal mode like 0660", c->context_socket_mode);
                 return -EINVAL;
         }
@@ -126,70 +114,12 @@ static int correlate_validate(const void *cfg, struct st_cfg_ctx *ctx) {
 
 /* --- attributes ----------------------------------------------------------------------------- */
 
-static const st_any_value *kv_find(st_key_value *const *v, size_t n, const char *key) {
-        for (size_t i = 0; i < n; i++)
-                if (v[i] && v[i]->key && strcmp(v[i]->key, key) == 0)
-                        return v[i]->value;
-        return NULL;
-}
-
-static bool kv_int_of(st_key_value *const *v, size_t n, const char *key, int64_t *ret) {
-        const st_any_value *a = kv_find(v, n, key);
-        if (!a || a->value_case != OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE)
-                return false;
-        *ret = a->int_value;
-        return true;
-}
-
-static st_key_value *kv_new(st_arena *a, const char *key) {
-        struct {
-                st_key_value kv;
-                st_any_value v;
-        } *p = st_arena_alloc(a, sizeof(*p));
-        if (!p)
-                return NULL;
-        opentelemetry__proto__common__v1__key_value__init(&p->kv);
-        opentelemetry__proto__common__v1__any_value__init(&p->v);
-        p->kv.key = (char *) key;
-        p->kv.value = &p->v;
-        return &p->kv;
-}
-
-static st_key_value *kv_str(st_arena *a, const char *key, const char *s) {
-        st_key_value *kv = kv_new(a, key);
-        char *c = st_arena_strdup(a, s);
-        if (!kv || !c)
-                return NULL;
-        kv->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
-        kv->value->string_value = c;
-        return kv;
-}
-
-/* A value that outlives every batch (a string literal): not copied. */
-static st_key_value *kv_static(st_arena *a, const char *key, const char *s) {
-        st_key_value *kv = kv_new(a, key);
-        if (!kv)
-                return NULL;
-        kv->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
-        kv->value->string_value = (char *) s;
-        return kv;
-}
-
-static st_key_value *kv_int(st_arena *a, const char *key, int64_t i) {
-        st_key_value *kv = kv_new(a, key);
-        if (!kv)
-                return NULL;
-        kv->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
-        kv->value->int_value = i;
-        return kv;
-}
-
 /* The pid of a resource, when strata observed it: the kernel's records, or a sender the
  * receiver attributed (the batch says so; an attribute could be forged or forwarded). */
 static bool observed_pid(const st_batch *b, const st_resource *res, uint32_t *ret) {
         int64_t pid;
         if (b->pid_source == ST_PIDS_CLAIMED || !res ||
-            !kv_int_of(res->attributes, res->n_attributes, "process.pid", &pid) || pid <= 0 || pid > UINT32_MAX)
+            !st_kv_int_of(res->attributes, res->n_attributes, "process.pid", &pid) || pid <= 0 || pid > UINT32_MAX)
                 return false;
         *ret = (uint32_t) pid;
         return true;
@@ -217,7 +147,7 @@ static int put_str(st_arena *a, st_resource *res, struct adds *ad, const char *k
                             v->string_value && strcmp(v->string_value, s) == 0;
                 if (same || !claimed_key)
                         return 0; /* agreed, or a fact we do not overrule */
-                st_key_value *obs = kv_str(a, key, s), *claim = st_arena_memdup(a, kv, sizeof(*kv));
+                st_key_value *obs = st_kv_str(a, key, s), *claim = st_arena_memdup(a, kv, sizeof(*kv));
                 if (!obs || !claim)
                         return -ENOMEM;
                 claim->key = (char *) claimed_key;
@@ -225,7 +155,7 @@ static int put_str(st_arena *a, st_resource *res, struct adds *ad, const char *k
                 ad->v[ad->n++] = claim;
                 return 0;
         }
-        st_key_value *kv = kv_str(a, key, s);
+        st_key_value *kv = st_kv_str(a, key, s);
         if (!kv)
                 return -ENOMEM;
         ad->v[ad->n++] = kv;
@@ -233,9 +163,9 @@ static int put_str(st_arena *a, st_resource *res, struct adds *ad, const char *k
 }
 
 static int put_int(st_arena *a, const st_resource *res, struct adds *ad, const char *key, int64_t i) {
-        if (kv_find(res->attributes, res->n_attributes, key))
+        if (st_kv_find(res->attributes, res->n_attributes, key))
                 return 0;
-        st_key_value *kv = kv_int(a, key, i);
+        st_key_value *kv = st_kv_int(a, key, i);
         if (!kv)
                 return -ENOMEM;
         ad->v[ad->n++] = kv;
@@ -395,12 +325,12 @@ static int join_record(struct correlate *p, st_arena *a, st_log_record *lr, uint
         int64_t tid = 0;
         struct st_span_ref ref;
         bool via_parent;
-        if (!kv_int_of(lr->attributes, lr->n_attributes, "thread.id", &tid) || tid < 0 || tid > UINT32_MAX)
+        if (!st_kv_int_of(lr->attributes, lr->n_attributes, "thread.id", &tid) || tid < 0 || tid > UINT32_MAX)
                 tid = 0;
         enum st_corr_method m = find(p, pid, (uint32_t) tid, lr->time_unix_nano, sp, boot_to_unix, &ref, &via_parent);
         st_tel_metric_add(m == ST_CORR_EXACT_THREAD ? p->m_exact : m == ST_CORR_PROCESS_TIME ? p->m_process : p->m_none, 1);
         st_key_value **v = st_arena_alloc(a, (lr->n_attributes + 2) * sizeof(*v));
-        st_key_value *mk = kv_static(a, "strata.correlation.method", st_corr_method_name(m));
+        st_key_value *mk = st_kv_static(a, "strata.correlation.method", st_corr_method_name(m));
         if (!v || !mk)
                 return -ENOMEM;
         if (lr->n_attributes)
@@ -408,7 +338,7 @@ static int join_record(struct correlate *p, st_arena *a, st_log_record *lr, uint
         v[lr->n_attributes] = mk;
         size_t n = lr->n_attributes + 1;
         if (via_parent) {
-                st_key_value *pk = kv_int(a, "strata.correlation.parent_pid", sp->ppid);
+                st_key_value *pk = st_kv_int(a, "strata.correlation.parent_pid", sp->ppid);
                 if (!pk)
                         return -ENOMEM;
                 v[n++] = pk;
@@ -628,7 +558,7 @@ static int correlate_create(const struct st_component_settings *set, const void 
         p->log_name = strdup(set->log_name);
         p->procs = st_proctab_global();
         p->idx = st_spanidx_global();
-        (void) parse_mode(c->context_socket_mode, &p->socket_mode); /* validated */
+        (void) st_parse_mode(c->context_socket_mode, &p->socket_mode); /* validated */
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->cond, NULL);
         if (!p->log_name || !p->procs || !p->idx) {

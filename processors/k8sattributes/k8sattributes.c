@@ -16,6 +16,7 @@
 
 #include "component.h"
 #include "log.h"
+#include "otlp_attr.h"
 #include "pod_cache.h"
 #include "process_table.h"
 
@@ -120,22 +121,13 @@ struct emit {
 static void put(struct emit *e, const char *key, bool copy_key, const char *s) {
         if (!s || !*s || e->n == MAX_ADDS || res_has(e->res, key))
                 return;
-        struct {
-                st_key_value kv;
-                st_any_value v;
-        } *p = st_arena_alloc(e->a, sizeof(*p));
-        char *val = st_arena_strdup(e->a, s), *k = copy_key ? st_arena_strdup(e->a, key) : (char *) key;
-        if (!p || !val || !k) {
+        const char *k = copy_key ? st_arena_strdup(e->a, key) : key;
+        st_key_value *kv = k ? st_kv_str(e->a, k, s) : NULL;
+        if (!kv) {
                 e->oom = true;
                 return;
         }
-        opentelemetry__proto__common__v1__key_value__init(&p->kv);
-        opentelemetry__proto__common__v1__any_value__init(&p->v);
-        p->kv.key = k;
-        p->kv.value = &p->v;
-        p->v.value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
-        p->v.string_value = val;
-        e->v[e->n++] = &p->kv;
+        e->v[e->n++] = kv;
 }
 
 /* "registry:5000/team/app:1.2@sha256:…" → name "registry:5000/team/app", tag "1.2" */

@@ -18,6 +18,8 @@
 #include "component.h"
 #include "ecs_metadata.h"
 #include "log.h"
+#include "otlp_attr.h"
+#include "stop_signal.h"
 
 struct rd_cfg {
         struct st_strv detectors;
@@ -41,9 +43,7 @@ struct rd {
         const struct rd_cfg *cfg;
         pthread_t thread;
         bool running;
-        atomic_bool stop;
-        pthread_mutex_t wait_lock;
-        pthread_cond_t wait_cond;
+        struct st_stop stop;
 };
 
 static int rd_validate(const void *cfg, struct st_cfg_ctx *ctx) {
@@ -89,27 +89,17 @@ static int rd_create(const struct st_component_settings *set, const void *cfg, v
         p->next = set->next[set->signal];
         p->cfg = cfg;
         pthread_rwlock_init(&p->lock, NULL);
-        pthread_mutex_init(&p->wait_lock, NULL);
-        pthread_cond_init(&p->wait_cond, NULL);
         atomic_init(&p->have, false);
-        atomic_init(&p->stop, false);
+        st_stop_init(&p->stop);
         *ret = p;
         return 0;
 }
 
 static void *refresher(void *arg) {
         struct rd *p = arg;
-        st_ecs_set_stop(&p->stop);
-        for (;;) {
-                struct timespec ts = st_ns_to_timespec(st_wall_ns() + p->cfg->refresh);
-                pthread_mutex_lock(&p->wait_lock);
-                while (!atomic_load(&p->stop) && pthread_cond_timedwait(&p->wait_cond, &p->wait_lock, &ts) == 0)
-                        ;
-                pthread_mutex_unlock(&p->wait_lock);
-                if (atomic_load(&p->stop))
-                        break;
+        st_ecs_set_stop(&p->stop.raised);
+        while (st_stop_sleep_until(&p->stop, st_wall_ns() + p->cfg->refresh))
                 fetch(p, false);
-        }
         return NULL;
 }
 
@@ -131,10 +121,7 @@ static int rd_shutdown(void *self, int64_t deadline_ns) {
         (void) deadline_ns;
         if (!p || !p->running)
                 return 0;
-        pthread_mutex_lock(&p->wait_lock);
-        atomic_store(&p->stop, true);
-        pthread_cond_broadcast(&p->wait_cond);
-        pthread_mutex_unlock(&p->wait_lock);
+        st_stop_raise(&p->stop);
         pthread_join(p->thread, NULL);
         p->running = false;
         return 0;
@@ -167,19 +154,11 @@ struct adds {
 static void put(struct adds *ad, const char *key, const char *value) {
         if (!value || !*value || ad->n == MAX_ADDS || has(ad->res, key, NULL))
                 return;
-        st_key_value *kv = st_arena_zalloc(ad->a, sizeof(*kv));
-        st_any_value *v = st_arena_zalloc(ad->a, sizeof(*v));
-        char *s = st_arena_strdup(ad->a, value);
-        if (!kv || !v || !s) {
+        st_key_value *kv = st_kv_str(ad->a, key, value);
+        if (!kv) {
                 ad->oom = true;
                 return;
         }
-        opentelemetry__proto__common__v1__key_value__init(kv);
-        opentelemetry__proto__common__v1__any_value__init(v);
-        kv->key = (char *) key;
-        kv->value = v;
-        v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
-        v->string_value = s;
         ad->v[ad->n++] = kv;
 }
 
@@ -277,8 +256,7 @@ static void rd_destroy(void *self) {
                 return;
         rd_shutdown(p, 0);
         pthread_rwlock_destroy(&p->lock);
-        pthread_mutex_destroy(&p->wait_lock);
-        pthread_cond_destroy(&p->wait_cond);
+        st_stop_destroy(&p->stop);
         free(p->log_name);
         free(p);
 }

@@ -19,9 +19,11 @@
 
 #include "aws_credentials.h"
 #include "clock.h"
+#include "stop_signal.h"
 #include "component.h"
 #include "cw_api.h"
 #include "log.h"
+#include "otlp_attr.h"
 
 #define MAX_QUERIES 500
 #define THROTTLE_RETRIES 4
@@ -107,9 +109,7 @@ struct cw_receiver {
         int64_t next_discovery;
         pthread_t thread;
         bool running;
-        atomic_bool stop;
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
+        struct st_stop stop;
         struct st_tel_metric *m_polls, *m_points, *m_errors, *m_throttled, *m_series;
 };
 
@@ -268,12 +268,12 @@ static void discover(struct cw_receiver *r) {
                             *json_object_get_string(v))
                                 token = strdup(json_object_get_string(v));
                         json_object_put(resp);
-                } while (token && !atomic_load(&r->stop));
+                } while (token && !st_stop_raised(&r->stop));
                 free(token);
                 if (!ok)
                         break;
         }
-        if (!ok || atomic_load(&r->stop)) {
+        if (!ok || st_stop_raised(&r->stop)) {
                 keep_only(r, not_fresh);
                 r->next_discovery = st_wall_ns() + 60 * ST_NS_PER_SEC;
                 return;
@@ -332,20 +332,6 @@ struct points {
         size_t points;
 };
 
-static st_key_value *kv_str(st_arena *a, const char *k, const char *v) {
-        st_key_value *kv = st_arena_zalloc(a, sizeof(*kv));
-        st_any_value *av = st_arena_zalloc(a, sizeof(*av));
-        if (!kv || !av)
-                return NULL;
-        opentelemetry__proto__common__v1__key_value__init(kv);
-        opentelemetry__proto__common__v1__any_value__init(av);
-        kv->key = st_arena_strdup(a, k);
-        kv->value = av;
-        av->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
-        av->string_value = st_arena_strdup(a, v);
-        return kv->key && av->string_value ? kv : NULL;
-}
-
 /* One result's new datapoints as a gauge. */
 static int add_points(struct cw_receiver *r, struct points *pt, struct series *s, json_object *ts, json_object *vals,
                       int64_t oldest) {
@@ -382,10 +368,13 @@ static int add_points(struct cw_receiver *r, struct points *pt, struct series *s
                 p->start_time_unix_nano = (uint64_t) (when - s->period_s) * 1000000000u;
                 p->value_case = OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_DOUBLE;
                 p->as_double = json_object_get_double(x);
-                for (size_t k = 0; k < s->nd && rc == 0; k++)
-                        if (!(attrs[p->n_attributes++] = kv_str(a, s->dk[k], s->dv[k])))
+                for (size_t k = 0; k < s->nd && rc == 0; k++) {
+                        /* the series may go (rediscovery) while the batch is still queued */
+                        const char *key = st_arena_strdup(a, s->dk[k]);
+                        if (!key || !(attrs[p->n_attributes++] = st_kv_str(a, key, s->dv[k])))
                                 rc = -ENOMEM;
-                if (rc == 0 && !(attrs[p->n_attributes++] = kv_str(a, "aws.cloudwatch.statistic", s->stat)))
+                }
+                if (rc == 0 && !(attrs[p->n_attributes++] = st_kv_str(a, "aws.cloudwatch.statistic", s->stat)))
                         rc = -ENOMEM;
                 p->attributes = attrs;
                 when_v[m] = when;
@@ -451,15 +440,6 @@ static json_object *query_of(const struct series *s, size_t id) {
         return q;
 }
 
-static bool sleep_until(struct cw_receiver *r, int64_t deadline_wall_ns) {
-        struct timespec ts = st_ns_to_timespec(deadline_wall_ns);
-        pthread_mutex_lock(&r->lock);
-        while (!atomic_load(&r->stop) && pthread_cond_timedwait(&r->cond, &r->lock, &ts) == 0)
-                ;
-        pthread_mutex_unlock(&r->lock);
-        return !atomic_load(&r->stop);
-}
-
 /* One chunk of up to MAX_QUERIES series, all its pages, into pt. */
 static int poll_chunk(struct cw_receiver *r, size_t from, size_t to, int64_t start, int64_t end, struct points *pt) {
         char err[512], *token = NULL;
@@ -479,7 +459,7 @@ static int poll_chunk(struct cw_receiver *r, size_t from, size_t to, int64_t sta
                 if (res == CW_THROTTLED && tries++ < THROTTLE_RETRIES) {
                         st_tel_metric_add(r->m_throttled, 1);
                         st_info(r->set.log_name, "throttled (%s); retrying in %ds", err, 1 << tries);
-                        if (!sleep_until(r, st_wall_ns() + (INT64_C(1) << tries) * ST_NS_PER_SEC))
+                        if (!st_stop_sleep_until(&r->stop, st_wall_ns() + (INT64_C(1) << tries) * ST_NS_PER_SEC))
                                 break;
                         continue; /* the same page again (the first one too: token may be NULL) */
                 }
@@ -517,7 +497,7 @@ static int poll_chunk(struct cw_receiver *r, size_t from, size_t to, int64_t sta
                     *json_object_get_string(v))
                         token = strdup(json_object_get_string(v));
                 json_object_put(resp);
-                if (!token || atomic_load(&r->stop))
+                if (!token || st_stop_raised(&r->stop))
                         break;
         }
         free(token);
@@ -544,9 +524,9 @@ static void send_points(struct cw_receiver *r, struct points *pt) {
         opentelemetry__proto__metrics__v1__scope_metrics__init(sm);
         opentelemetry__proto__common__v1__instrumentation_scope__init(scope);
         scope->name = (char *) "strata/cloudwatch";
-        if (!(ra[res->n_attributes++] = kv_str(a, "cloud.provider", "aws")) ||
-            !(ra[res->n_attributes++] = kv_str(a, "cloud.region", r->client.region)) ||
-            (r->account[0] && !(ra[res->n_attributes++] = kv_str(a, "cloud.account.id", r->account)))) {
+        if (!(ra[res->n_attributes++] = st_kv_str(a, "cloud.provider", "aws")) ||
+            !(ra[res->n_attributes++] = st_kv_str(a, "cloud.region", r->client.region)) ||
+            (r->account[0] && !(ra[res->n_attributes++] = st_kv_str(a, "cloud.account.id", r->account)))) {
                 st_tel_add(&r->set.tel->sig[ST_METRICS].refused, pt->points);
                 return;
         }
@@ -577,7 +557,7 @@ static void poll_once(struct cw_receiver *r) {
         if (!r->n || st_batch_new(ST_METRICS, &pt.b) < 0)
                 return;
         st_tel_metric_add(r->m_polls, 1);
-        for (size_t i = 0; i < r->n && !atomic_load(&r->stop); i += MAX_QUERIES)
+        for (size_t i = 0; i < r->n && !st_stop_raised(&r->stop); i += MAX_QUERIES)
                 (void) poll_chunk(r, i, i + MAX_QUERIES < r->n ? i + MAX_QUERIES : r->n, start, end, &pt);
         if (pt.n_metrics && st_consumer_set(&r->set.next[ST_METRICS]))
                 send_points(r, &pt);
@@ -590,12 +570,12 @@ static void *run(void *arg) {
         char err[512];
         if (!r->account[0] && cw_account_id(&r->client, r->account, sizeof(r->account), err, sizeof(err)) < 0)
                 st_warn(r->set.log_name, "no cloud.account.id: %s (set account_id to skip the call)", err);
-        while (!atomic_load(&r->stop)) {
+        while (!st_stop_raised(&r->stop)) {
                 int64_t t0 = st_wall_ns();
                 if (r->cfg->has_discovery && r->cfg->discovery.namespaces.n && t0 >= r->next_discovery)
                         discover(r); /* sets next_discovery: the refresh, or a minute after a failure */
                 poll_once(r);
-                if (!sleep_until(r, t0 + r->cfg->interval))
+                if (!st_stop_sleep_until(&r->stop, t0 + r->cfg->interval))
                         break;
         }
         return NULL;
@@ -608,9 +588,7 @@ static int cw_create(const struct st_component_settings *set, const void *cfg, v
                 return -ENOMEM;
         r->set = *set;
         r->cfg = c;
-        atomic_init(&r->stop, false);
-        pthread_mutex_init(&r->lock, NULL);
-        pthread_cond_init(&r->cond, NULL);
+        st_stop_init(&r->stop);
         const struct cw_metric_cfg *m = c->metrics.v;
         int e = st_aws_provider_new(&r->creds);
         for (size_t i = 0; e >= 0 && i < c->metrics.n; i++) {
@@ -624,6 +602,7 @@ static int cw_create(const struct st_component_settings *set, const void *cfg, v
                         series_free(&r->s[i]);
                 free(r->s);
                 st_aws_provider_free(r->creds);
+                st_stop_destroy(&r->stop);
                 free(r);
                 return e;
         }
@@ -655,8 +634,8 @@ static int cw_start(void *self) {
                 return -EINVAL;
         }
         cw_client_init(&r->client, r->cfg->endpoint, region, r->creds);
-        r->client.stop = &r->stop; /* shutdown does not wait for a 30 s request */
-        st_aws_provider_set_stop(r->creds, &r->stop);
+        r->client.stop = &r->stop.raised; /* shutdown does not wait for a 30 s request */
+        st_aws_provider_set_stop(r->creds, &r->stop.raised);
         int e = -pthread_create(&r->thread, NULL, run, r);
         if (e < 0) {
                 st_error(r->set.log_name, "cannot start the polling thread: %s", strerror(-e));
@@ -674,10 +653,7 @@ static int cw_shutdown(void *self, int64_t deadline_ns) {
         (void) deadline_ns;
         if (!r || !r->running)
                 return 0;
-        pthread_mutex_lock(&r->lock);
-        atomic_store(&r->stop, true);
-        pthread_cond_broadcast(&r->cond);
-        pthread_mutex_unlock(&r->lock);
+        st_stop_raise(&r->stop);
         pthread_join(r->thread, NULL);
         r->running = false;
         return 0;
@@ -692,8 +668,7 @@ static void cw_destroy(void *self) {
                 series_free(&r->s[i]);
         free(r->s);
         st_aws_provider_free(r->creds);
-        pthread_mutex_destroy(&r->lock);
-        pthread_cond_destroy(&r->cond);
+        st_stop_destroy(&r->stop);
         free(r);
 }
 

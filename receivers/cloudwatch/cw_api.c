@@ -9,6 +9,7 @@
 
 #include "aws_sigv4.h"
 #include "buf.h"
+#include "curl_util.h"
 
 #define TIMEOUT_MS 30000L
 #define MAX_RESPONSE (UINT64_C(64) << 20)
@@ -63,22 +64,9 @@ static int split_url(const char *url, char *host, size_t hcap, char *path, size_
         return 0;
 }
 
-static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d) {
-        (void) a, (void) b, (void) c, (void) d;
-        const atomic_bool *stop = ud;
-        return stop && atomic_load(stop) ? 1 : 0;
-}
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-        st_buf *b = ud;
-        if (b->len + size * n > MAX_RESPONSE)
-                return 0;
-        return st_buf_append(b, p, size * n) < 0 ? 0 : size * n;
-}
-
 /* A signed POST of body to url; status and response body. */
 static int signed_post(struct cw_client *c, const char *url, const char *service, const char *content_type,
-                       const char *target, const char *body, long *ret_status, st_buf *ret_body, char *err, size_t errlen) {
+                       const char *target, const char *body, long *ret_status, struct st_curl_body *ret_body, char *err, size_t errlen) {
         struct st_aws_creds cr;
         char why[1024], host[300], path[512], date[17];
         if (st_aws_credentials(c->creds, &cr, why, sizeof(why)) < 0) {
@@ -128,17 +116,14 @@ static int signed_post(struct cw_client *c, const char *url, const char *service
         curl_easy_setopt(ch, CURLOPT_HTTPHEADER, hl);
         curl_easy_setopt(ch, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(ch, CURLOPT_TIMEOUT_MS, TIMEOUT_MS);
-        curl_easy_setopt(ch, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(ch, CURLOPT_WRITEDATA, ret_body);
-        curl_easy_setopt(ch, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(ch, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(ch, CURLOPT_XFERINFODATA, c->stop);
+        st_curl_collect(ch, ret_body);
+        st_curl_abort_when(ch, c->stop);
         CURLcode cc = curl_easy_perform(ch);
         curl_easy_getinfo(ch, CURLINFO_RESPONSE_CODE, ret_status);
         curl_easy_cleanup(ch);
         curl_slist_free_all(hl);
         if (cc != CURLE_OK) {
-                snprintf(err, errlen, "%s: %s", url, curl_easy_strerror(cc));
+                snprintf(err, errlen, "%s: %s", url, ret_body->too_big ? "an answer larger than 64 MiB" : curl_easy_strerror(cc));
                 r = -EIO;
         }
 out:
@@ -153,20 +138,20 @@ out:
 enum cw_result cw_call(struct cw_client *c, const char *action, json_object *req, json_object **ret, char *err,
                        size_t errlen) {
         char target[128], url[600];
-        st_buf body = { 0 };
+        struct st_curl_body body = { .limit = MAX_RESPONSE };
         long status = 0;
         snprintf(target, sizeof(target), "GraniteServiceVersion20100801.%s", action);
         snprintf(url, sizeof(url), "%s/", c->endpoint);
         int r = signed_post(c, url, "monitoring", "application/x-amz-json-1.0", target,
                             json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN), &status, &body, err, errlen);
         if (r < 0) {
-                st_buf_free(&body);
+                st_buf_free(&body.b);
                 return CW_FAILED;
         }
         json_tokener *tok = json_tokener_new();
-        json_object *o = tok && body.len ? json_tokener_parse_ex(tok, body.data, (int) body.len) : NULL;
+        json_object *o = tok && body.b.len ? json_tokener_parse_ex(tok, body.b.data, (int) body.b.len) : NULL;
         json_tokener_free(tok);
-        st_buf_free(&body);
+        st_buf_free(&body.b);
         if (status == 200 && json_object_is_type(o, json_type_object)) {
                 *ret = o;
                 return CW_OK;
@@ -192,12 +177,12 @@ enum cw_result cw_call(struct cw_client *c, const char *action, json_object *req
 
 int cw_account_id(struct cw_client *c, char *out, size_t cap, char *err, size_t errlen) {
         char url[600];
-        st_buf body = { 0 };
+        struct st_curl_body body = { .limit = MAX_RESPONSE };
         long status = 0;
         snprintf(url, sizeof(url), "%s/", c->sts_endpoint);
         int r = signed_post(c, url, "sts", "application/x-www-form-urlencoded; charset=utf-8", NULL,
                             "Action=GetCallerIdentity&Version=2011-06-15", &status, &body, err, errlen);
-        const char *text = body.data ? st_buf_cstr(&body) : "";
+        const char *text = body.b.data ? st_buf_cstr(&body.b) : "";
         const char *s = strstr(text, "<Account>"), *e = s ? strstr(s, "</Account>") : NULL;
         if (r == 0 && (status != 200 || !s || !e || (size_t) (e - s - 9) >= cap)) {
                 snprintf(err, errlen, "GetCallerIdentity: HTTP %ld, no Account in the answer", status);
@@ -207,6 +192,6 @@ int cw_account_id(struct cw_client *c, char *out, size_t cap, char *err, size_t 
                 memcpy(out, s + 9, (size_t) (e - s - 9));
                 out[e - s - 9] = '\0';
         }
-        st_buf_free(&body);
+        st_buf_free(&body.b);
         return r;
 }

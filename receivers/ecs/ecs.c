@@ -23,6 +23,8 @@
 #include "component.h"
 #include "ecs_metadata.h"
 #include "log.h"
+#include "otlp_attr.h"
+#include "stop_signal.h"
 
 struct ecs_cfg {
         int64_t interval;
@@ -51,9 +53,7 @@ struct ecs_receiver {
         size_t n_starts;
         pthread_t thread;
         bool running;
-        atomic_bool stop;
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
+        struct st_stop stop;
         struct st_tel_metric *m_errors;
 };
 
@@ -66,21 +66,6 @@ struct bld {
         bool oom;
         uint64_t now, start;
 };
-
-static st_key_value *kv(st_arena *a, const char *k, const char *v) {
-        st_key_value *p = st_arena_zalloc(a, sizeof(*p));
-        st_any_value *av = st_arena_zalloc(a, sizeof(*av));
-        char *s = v ? st_arena_strdup(a, v) : NULL;
-        if (!p || !av || !s)
-                return NULL;
-        opentelemetry__proto__common__v1__key_value__init(p);
-        opentelemetry__proto__common__v1__any_value__init(av);
-        p->key = (char *) k;
-        p->value = av;
-        av->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
-        av->string_value = s;
-        return p;
-}
 
 /* One metric with one point (attributes: up to two key/value pairs). */
 static void point(struct bld *b, const char *name, const char *unit, bool sum, double v, const char *k1, const char *v1,
@@ -102,9 +87,9 @@ static void point(struct bld *b, const char *name, const char *unit, bool sum, d
         p->start_time_unix_nano = sum ? b->start : 0;
         p->value_case = OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_DOUBLE;
         p->as_double = v;
-        if (k1 && v1 && !(attrs[p->n_attributes++] = kv(a, k1, v1)))
+        if (k1 && v1 && !(attrs[p->n_attributes++] = st_kv_str(a, k1, v1)))
                 b->oom = true;
-        if (k2 && v2 && !(attrs[p->n_attributes++] = kv(a, k2, v2)))
+        if (k2 && v2 && !(attrs[p->n_attributes++] = st_kv_str(a, k2, v2)))
                 b->oom = true;
         p->attributes = attrs;
         pv[0] = p;
@@ -226,7 +211,7 @@ static st_resource *resource(st_arena *a, const struct st_ecs_task *t, const str
                 { "container.image.name", c->image },
         };
         for (size_t k = 0; k < sizeof(pairs) / sizeof(pairs[0]); k++)
-                if (*pairs[k][1] && !(v[res->n_attributes++] = kv(a, pairs[k][0], pairs[k][1])))
+                if (*pairs[k][1] && !(v[res->n_attributes++] = st_kv_str(a, pairs[k][0], pairs[k][1])))
                         return NULL;
         res->attributes = v;
         return res;
@@ -324,15 +309,11 @@ static void collect(struct ecs_receiver *r) {
 
 static void *run(void *arg) {
         struct ecs_receiver *r = arg;
-        st_ecs_set_stop(&r->stop); /* shutdown does not wait for a request to time out */
-        while (!atomic_load(&r->stop)) {
+        st_ecs_set_stop(&r->stop.raised); /* shutdown does not wait for a request to time out */
+        while (!st_stop_raised(&r->stop)) {
                 int64_t t0 = st_wall_ns();
                 collect(r);
-                struct timespec ts = st_ns_to_timespec(t0 + r->cfg->interval);
-                pthread_mutex_lock(&r->lock);
-                while (!atomic_load(&r->stop) && pthread_cond_timedwait(&r->cond, &r->lock, &ts) == 0)
-                        ;
-                pthread_mutex_unlock(&r->lock);
+                st_stop_sleep_until(&r->stop, t0 + r->cfg->interval);
         }
         return NULL;
 }
@@ -343,9 +324,7 @@ static int ecs_create(const struct st_component_settings *set, const void *cfg, 
                 return -ENOMEM;
         r->set = *set;
         r->cfg = cfg;
-        atomic_init(&r->stop, false);
-        pthread_mutex_init(&r->lock, NULL);
-        pthread_cond_init(&r->cond, NULL);
+        st_stop_init(&r->stop);
         r->m_errors = st_tel_metric(set->tel, "ecs_errors_total", "Failed reads of the task metadata endpoint.", false);
         *ret = r;
         return 0;
@@ -373,10 +352,7 @@ static int ecs_shutdown(void *self, int64_t deadline_ns) {
         (void) deadline_ns;
         if (!r || !r->running)
                 return 0;
-        pthread_mutex_lock(&r->lock);
-        atomic_store(&r->stop, true);
-        pthread_cond_broadcast(&r->cond);
-        pthread_mutex_unlock(&r->lock);
+        st_stop_raise(&r->stop);
         pthread_join(r->thread, NULL);
         r->running = false;
         return 0;
@@ -387,8 +363,7 @@ static void ecs_destroy(void *self) {
         if (!r)
                 return;
         ecs_shutdown(r, 0);
-        pthread_mutex_destroy(&r->lock);
-        pthread_cond_destroy(&r->cond);
+        st_stop_destroy(&r->stop);
         free(r);
 }
 

@@ -23,7 +23,9 @@
 #include "k8s_kubeconfig.h"
 #include "k8s_pod.h"
 #include "log.h"
+#include "otlp_attr.h"
 #include "pod_cache.h"
+#include "stop_signal.h"
 
 #define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 #define BACKOFF_MIN_NS (INT64_C(1) * ST_NS_PER_SEC)
@@ -103,9 +105,7 @@ struct k8s_receiver {
                 pthread_t thread;
                 bool running;
         } watchers[3];
-        atomic_bool stop;
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
+        struct st_stop stop;
         struct st_tel_metric *m_pods, *m_bytes, *m_lists, *m_watches, *m_events, *m_errors, *m_bad_pods;
 };
 
@@ -135,9 +135,7 @@ static int k8s_create(const struct st_component_settings *set, const void *cfg, 
                 free(r);
                 return -ENOMEM;
         }
-        atomic_init(&r->stop, false);
-        pthread_mutex_init(&r->lock, NULL);
-        pthread_cond_init(&r->cond, NULL);
+        st_stop_init(&r->stop);
         r->x = (struct k8s_extract) { .labels = c->extract.labels.v, .n_labels = c->extract.labels.n,
                                       .annotations = c->extract.annotations.v, .n_annotations = c->extract.annotations.n };
         r->m_pods = st_tel_metric(set->tel, "k8s_pods", "Pods in the cache.", true);
@@ -161,13 +159,8 @@ static void gauges(struct k8s_receiver *r) {
 /* Sleeps (interruptibly) and doubles the delay, with jitter. false when stopping. */
 static bool backoff(struct k8s_receiver *r, int64_t *delay) {
         int64_t d = *delay / 2 + (int64_t) ((uint64_t) rand() % (uint64_t) (*delay / 2 + 1));
-        struct timespec ts = st_ns_to_timespec(st_wall_ns() + d);
-        pthread_mutex_lock(&r->lock);
-        while (!atomic_load(&r->stop) && pthread_cond_timedwait(&r->cond, &r->lock, &ts) == 0)
-                ;
-        pthread_mutex_unlock(&r->lock);
         *delay = *delay * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : *delay * 2;
-        return !atomic_load(&r->stop);
+        return st_stop_sleep_until(&r->stop, st_wall_ns() + d);
 }
 
 struct listing {
@@ -226,26 +219,6 @@ static void remember(const struct st_pod *p, const struct st_pod_container *unus
         }
 }
 
-static st_key_value *kv(st_arena *a, const char *key, const char *s, int64_t i) {
-        st_key_value *k = st_arena_zalloc(a, sizeof(*k));
-        st_any_value *v = st_arena_zalloc(a, sizeof(*v));
-        if (!k || !v)
-                return NULL;
-        opentelemetry__proto__common__v1__key_value__init(k);
-        opentelemetry__proto__common__v1__any_value__init(v);
-        k->key = (char *) key;
-        k->value = v;
-        if (s) {
-                v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
-                if (!(v->string_value = st_arena_strdup(a, s)))
-                        return NULL;
-        } else {
-                v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
-                v->int_value = i;
-        }
-        return k;
-}
-
 /* One log record about pod p (and container c), sent down the logs pipeline at once. */
 static void lifecycle(struct k8s_receiver *r, const struct st_pod *p, const char *event,
                       const struct st_pod_container *c) {
@@ -270,26 +243,26 @@ static void lifecycle(struct k8s_receiver *r, const struct st_pod *p, const char
         opentelemetry__proto__common__v1__instrumentation_scope__init(scope);
         opentelemetry__proto__logs__v1__log_record__init(lr);
         scope->name = (char *) "strata/k8s";
-        if (!(ra[0] = kv(a, "k8s.namespace.name", p->namespace_, 0)) || !(ra[1] = kv(a, "k8s.pod.name", p->name, 0)) ||
-            !(ra[2] = kv(a, "k8s.pod.uid", p->uid, 0)))
+        if (!(ra[0] = st_kv_str(a, "k8s.namespace.name", p->namespace_)) || !(ra[1] = st_kv_str(a, "k8s.pod.name", p->name)) ||
+            !(ra[2] = st_kv_str(a, "k8s.pod.uid", p->uid)))
                 goto fail;
         res->attributes = ra;
         res->n_attributes = 3;
-        if (p->node && (ra[3] = kv(a, "k8s.node.name", p->node, 0)))
+        if (p->node && (ra[3] = st_kv_str(a, "k8s.node.name", p->node)))
                 res->n_attributes = 4;
         lr->time_unix_nano = lr->observed_time_unix_nano = (uint64_t) st_wall_ns();
         lr->event_name = (char *) event;
         lr->severity_number = strstr(event, "oom") || strstr(event, "restarted")
                                       ? OPENTELEMETRY__PROTO__LOGS__V1__SEVERITY_NUMBER__SEVERITY_NUMBER_WARN
                                       : OPENTELEMETRY__PROTO__LOGS__V1__SEVERITY_NUMBER__SEVERITY_NUMBER_INFO;
-        if (!(la[lr->n_attributes++] = kv(a, "event.name", event, 0)))
+        if (!(la[lr->n_attributes++] = st_kv_str(a, "event.name", event)))
                 goto fail;
         if (c) {
-                if (!(la[lr->n_attributes++] = kv(a, "k8s.container.name", c->name, 0)) ||
-                    !(la[lr->n_attributes++] = kv(a, "k8s.container.restart_count", NULL, c->restarts)))
+                if (!(la[lr->n_attributes++] = st_kv_str(a, "k8s.container.name", c->name)) ||
+                    !(la[lr->n_attributes++] = st_kv_int(a, "k8s.container.restart_count", c->restarts)))
                         goto fail;
-                if (c->last_termination && !(la[lr->n_attributes++] = kv(a, "strata.k8s.container.last_termination_reason",
-                                                                         c->last_termination, 0)))
+                if (c->last_termination && !(la[lr->n_attributes++] = st_kv_str(a, "strata.k8s.container.last_termination_reason",
+                                                                                c->last_termination)))
                         goto fail;
         }
         lr->attributes = la;
@@ -456,7 +429,7 @@ static void *run(void *arg) {
         int64_t delay = BACKOFF_MIN_NS;
         bool listed_once = false;
 
-        while (!atomic_load(&r->stop)) {
+        while (!st_stop_raised(&r->stop)) {
                 struct listing l = { .r = r };
                 struct meta_list ml = { .mc = &mc };
                 int e;
@@ -498,7 +471,7 @@ static void *run(void *arg) {
                         st_tel_metric_add(r->m_watches, 1);
                         enum k8s_watch_end end = k8s_watch(&r->conn, w->kind, &rv, w->kind == K8S_PODS ? on_event : on_meta,
                                                            w->kind == K8S_PODS ? (void *) r : (void *) &mc, err, sizeof(err));
-                        if (end == K8S_WATCH_STOPPED || atomic_load(&r->stop))
+                        if (end == K8S_WATCH_STOPPED || st_stop_raised(&r->stop))
                                 goto out;
                         if (end == K8S_WATCH_TIMEOUT) {
                                 delay = BACKOFF_MIN_NS;
@@ -559,7 +532,7 @@ static int k8s_start(void *self) {
                                       .cert_pem = r->kc.cert_pem, .key_file = r->kc.key_file, .key_pem = r->kc.key_pem,
                                       .namespace_ = c->namespace_ ? c->namespace_ : (char *) "",
                                       .page_size = c->page_size, .watch_timeout_s = c->watch_timeout / ST_NS_PER_SEC,
-                                      .stop = &r->stop };
+                                      .stop = &r->stop.raised };
         if (from_kubeconfig) {
                 /* the kubeconfig's credentials, not the service account's defaults */
                 r->conn.token_file = r->kc.token_file ? r->kc.token_file : (char *) "";
@@ -592,10 +565,7 @@ static int k8s_shutdown(void *self, int64_t deadline_ns) {
         (void) deadline_ns;
         if (!r)
                 return 0;
-        pthread_mutex_lock(&r->lock);
-        atomic_store(&r->stop, true); /* aborts the transfers underway (progress callback) */
-        pthread_cond_broadcast(&r->cond);
-        pthread_mutex_unlock(&r->lock);
+        st_stop_raise(&r->stop); /* also aborts the transfers underway (progress callback) */
         for (int k = 0; k < 3; k++)
                 if (r->watchers[k].running) {
                         pthread_join(r->watchers[k].thread, NULL);
@@ -611,8 +581,7 @@ static void k8s_destroy(void *self) {
         k8s_shutdown(r, 0);
         free(r->conn.server);
         k8s_kubeconfig_clear(&r->kc);
-        pthread_mutex_destroy(&r->lock);
-        pthread_cond_destroy(&r->cond);
+        st_stop_destroy(&r->stop);
         free(r);
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "curl_util.h"
 
 #define MAX_LIST_BYTES (UINT64_C(256) << 20) /* one page of a list */
 #define MAX_EVENT_BYTES (16u << 20)           /* one watch event (a line) */
@@ -24,11 +25,6 @@ static int read_token(const char *file, char *buf, size_t cap) {
         return 0;
 }
 
-static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d) {
-        (void) a, (void) b, (void) c, (void) d;
-        const atomic_bool *stop = ud;
-        return stop && atomic_load(stop) ? 1 : 0;
-}
 
 /* A handle for GET url with the connection's TLS and token. */
 static CURL *request(const struct k8s_conn *c, const char *url, struct curl_slist **hdrs, char *err, size_t errlen) {
@@ -81,9 +77,7 @@ static CURL *request(const struct k8s_conn *c, const char *url, struct curl_slis
                 curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
                 curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
         }
-        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(h, CURLOPT_XFERINFODATA, c->stop);
+        st_curl_abort_when(h, c->stop);
         return h;
 }
 
@@ -126,21 +120,6 @@ static void status_message(const char *body, size_t len, long code, char *err, s
         json_object_put(o);
 }
 
-struct body {
-        st_buf b;
-        uint64_t limit;
-        bool too_big;
-};
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-        struct body *b = ud;
-        if (b->b.len + size * n > b->limit) {
-                b->too_big = true;
-                return 0;
-        }
-        return st_buf_append(&b->b, p, size * n) < 0 ? 0 : size * n;
-}
-
 int k8s_list(const struct k8s_conn *c, enum k8s_kind kind, int (*fn)(void *ctx, json_object *obj), void *ctx,
              char **ret_rv, char *err, size_t errlen) {
         char *cont = NULL, *rv = NULL;
@@ -148,7 +127,7 @@ int k8s_list(const struct k8s_conn *c, enum k8s_kind kind, int (*fn)(void *ctx, 
         do {
                 char url[4096], sel[512];
                 struct curl_slist *hdrs = NULL;
-                struct body body = { .limit = MAX_LIST_BYTES };
+                struct st_curl_body body = { .limit = MAX_LIST_BYTES };
                 CURL *h = request(c, "", &hdrs, err, errlen);
                 if (!h) {
                         r = -EIO;
@@ -163,8 +142,7 @@ int k8s_list(const struct k8s_conn *c, enum k8s_kind kind, int (*fn)(void *ctx, 
                 curl_free(esc);
                 curl_easy_setopt(h, CURLOPT_URL, url);
                 curl_easy_setopt(h, CURLOPT_TIMEOUT, LIST_TIMEOUT_S);
-                curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-                curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+                st_curl_collect(h, &body);
                 CURLcode cr = curl_easy_perform(h);
                 long code = 0;
                 curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);

@@ -13,6 +13,7 @@
 #include "endpoint.h"
 #include "log.h"
 #include "otlp_receiver.h"
+#include "unix_socket.h"
 
 #define MiB (UINT64_C(1) << 20)
 #define GiB (UINT64_C(1) << 30)
@@ -91,20 +92,6 @@ uint64_t otlprecv_http_body_limit(const struct otlprecv_http_config *c) {
         return c->max_recv_msg_size ? c->max_recv_msg_size : c->max_request_body_size;
 }
 
-int otlprecv_parse_mode(const char *s, mode_t *ret) {
-        size_t n = s ? strlen(s) : 0;
-        mode_t m = 0;
-        if (n < 1 || n > 4)
-                return -EINVAL;
-        for (size_t i = 0; i < n; i++) {
-                if (s[i] < '0' || s[i] > '7')
-                        return -EINVAL;
-                m = m * 8 + (mode_t) (s[i] - '0');
-        }
-        *ret = m;
-        return 0;
-}
-
 int otlprecv_unix_path(const char *s, const char **ret_path) {
         const char *p = s;
         if (!s)
@@ -144,7 +131,7 @@ static void check_grpc(const struct otlprecv_grpc_config *c, struct st_cfg_ctx *
         if (has_unix && otlprecv_unix_path(c->unix_socket, &path) < 0)
                 st_cfg_errorf(ctx, "protocols.grpc.unix_socket", "'%s' is not an absolute path (or unix:///path) shorter than 108 bytes",
                               c->unix_socket);
-        if (otlprecv_parse_mode(c->unix_socket_mode, &mode) < 0 || mode > 07777)
+        if (st_parse_mode(c->unix_socket_mode, &mode) < 0 || mode > 07777)
                 st_cfg_errorf(ctx, "protocols.grpc.unix_socket_mode", "'%s' is not an octal mode such as \"0660\"",
                               c->unix_socket_mode ? c->unix_socket_mode : "");
         check_size(ctx, "protocols.grpc.max_recv_msg_size", c->max_recv_msg_size);

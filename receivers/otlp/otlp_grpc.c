@@ -33,6 +33,7 @@
 #include "endpoint.h"
 #include "log.h"
 #include "otlp_receiver.h"
+#include "unix_socket.h"
 #include "peer.h"
 
 #define SLOTS_PER_METHOD 8
@@ -521,7 +522,7 @@ int otlprecv_grpc_start(struct otlprecv *r, const struct otlprecv_grpc_config *c
                 g->slots[i].method = i < ST_SIGNAL_COUNT * SLOTS_PER_METHOD ? (int) (i / SLOTS_PER_METHOD) : METHOD_GENERIC;
                 slot_init(&g->slots[i]);
         }
-        (void) otlprecv_parse_mode(c->unix_socket_mode, &mode); /* validated */
+        (void) st_parse_mode(c->unix_socket_mode, &mode); /* validated */
 
         grpc_init();
         g->grpc_inited = true;

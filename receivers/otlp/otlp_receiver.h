@@ -48,8 +48,6 @@ struct otlprecv_config {
 
 /* The effective HTTP body limit (max_recv_msg_size wins when given). */
 uint64_t otlprecv_http_body_limit(const struct otlprecv_http_config *c);
-/* "0660" → 0660. -EINVAL unless 1..4 octal digits. */
-int otlprecv_parse_mode(const char *s, mode_t *ret);
 /* unix_socket: "/abs/path" or "unix:///abs/path" → the path (points into s). -EINVAL otherwise. */
 int otlprecv_unix_path(const char *s, const char **ret_path);
 
