@@ -2,6 +2,7 @@
  * gzip, errors, pushback, Unix socket) and OTLP/gRPC with a C-core client (OK, errors,
  * pushback with RetryInfo, UNIMPLEMENTED, Unix socket, size limits, shutdown with a call in
  * flight). Servers listen on 127.0.0.1 port 0; every client call has a timeout. */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -685,6 +686,39 @@ static void test_http_unix_socket(void **state) {
         free(body);
 }
 
+static int open_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *e;
+        int n = 0;
+        assert_non_null(d);
+        while ((e = readdir(d)))
+                n += e->d_name[0] != '.';
+        closedir(d);
+        return n;
+}
+
+/* stop() turns new connections away and closes the listen socket that was handed to MHD */
+static void test_http_stop_closes_listener(void **state) {
+        struct rx x;
+        struct http_resp r;
+        char yaml[128];
+        size_t len;
+        uint8_t *body = pack_traces(1, &len);
+        int before = open_fds();
+
+        rx_start(&x, "protocols:\n  http:\n    endpoint: 127.0.0.1:0\n", ST_SIG_ALL);
+        http_post(x.http_port, "/v1/traces", "application/x-protobuf", NULL, body, len, &r);
+        assert_int_equal(r.status, 200);
+        st_buf_free(&r.body);
+        rx_stop(&x);
+        assert_int_equal(open_fds(), before);
+        /* the port is free again */
+        snprintf(yaml, sizeof(yaml), "protocols:\n  http:\n    endpoint: 127.0.0.1:%d\n", x.http_port);
+        rx_start(&x, yaml, ST_SIG_ALL);
+        rx_stop(&x);
+        free(body);
+}
+
 /* ---- gRPC ------------------------------------------------------------------------------------ */
 
 struct grpc_result {
@@ -1302,6 +1336,7 @@ int main(void) {
                 cmocka_unit_test(test_http_large),
                 cmocka_unit_test(test_http_concurrent),
                 cmocka_unit_test(test_http_unix_socket),
+                cmocka_unit_test(test_http_stop_closes_listener),
                 cmocka_unit_test(test_grpc),
                 cmocka_unit_test(test_grpc_size_limit),
                 cmocka_unit_test(test_grpc_unix_socket),
