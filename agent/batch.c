@@ -51,23 +51,38 @@ int st_batch_unpack(enum st_signal s, const uint8_t *data, size_t len, st_batch 
         return 0;
 }
 
-int st_batch_from_wire(enum st_signal s, const uint8_t *data, size_t len, st_batch **ret) {
-        int r = st_wire_check(st_signals[s].req, data, len);
-        if (r < 0)
-                return r;
-        /* The copy is sized exactly; decoding later (if ever) grows the arena as needed. */
+int st_batch_from_wire_parts(enum st_signal s, const struct iovec *parts, size_t n, st_batch **ret) {
+        size_t len = 0;
+        for (size_t i = 0; i < n; i++)
+                len += parts[i].iov_len;
+        /* The copy is sized exactly; decoding later (if ever) grows the arena as needed. The
+         * parts are gathered straight into it, and checked there: one copy in all. */
         st_batch *b = batch_alloc(s, len + 64);
         if (!b)
                 return -ENOMEM;
-        b->wire = st_arena_memdup(&b->arena, data, len);
-        if (!b->wire) {
+        uint8_t *wire = st_arena_alloc(&b->arena, len ? len : 1);
+        if (!wire) {
                 st_batch_unref(b);
                 return -ENOMEM;
         }
+        for (size_t i = 0, at = 0; i < n; at += parts[i].iov_len, i++)
+                if (parts[i].iov_len)
+                        memcpy(wire + at, parts[i].iov_base, parts[i].iov_len);
+        int r = st_wire_check(st_signals[s].req, wire, len);
+        if (r < 0) {
+                st_batch_unref(b);
+                return r;
+        }
+        b->wire = wire;
         b->wire_len = len;
-        b->items = st_wire_items(s, data, len);
+        b->items = st_wire_items(s, wire, len);
         *ret = b;
         return 0;
+}
+
+int st_batch_from_wire(enum st_signal s, const uint8_t *data, size_t len, st_batch **ret) {
+        struct iovec part = { .iov_base = (void *) data, .iov_len = len };
+        return st_batch_from_wire_parts(s, &part, 1, ret);
 }
 
 static int push_ptr(st_batch *dst, void ***v, size_t *n, size_t *cap, void *p);

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "arena.h"
 #include "otlp.h"
@@ -59,6 +60,8 @@ int st_batch_unpack(enum st_signal s, const uint8_t *data, size_t len, st_batch 
 /* Keeps OTLP protobuf bytes as they are (one copy, into the arena) after checking them and
  * counting the items; decoding waits for the first st_batch_req(). -EBADMSG when malformed. */
 int st_batch_from_wire(enum st_signal s, const uint8_t *data, size_t len, st_batch **ret);
+/* The same for a request that arrived in n pieces (gRPC's slices), gathered in that copy. */
+int st_batch_from_wire_parts(enum st_signal s, const struct iovec *parts, size_t n, st_batch **ret);
 /* The decoded request, built on first use (thread-safe); NULL only when out of memory. */
 const ProtobufCMessage *st_batch_req(st_batch *b);
 /* Recounts b->items after the request was changed in place. */

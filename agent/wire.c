@@ -222,58 +222,96 @@ static const struct field_plan *plan_field(const struct msg_plan *m, uint32_t nu
         return fd ? &m->by_index[fd - m->desc->fields] : NULL;
 }
 
-/* *merges is set when a singular message field appears twice: see st_wire_check(). */
+/* A varint value is skipped, not computed: its end is all the check needs. */
+static inline bool skip_varint(const uint8_t **p, const uint8_t *end) {
+        const uint8_t *q = *p;
+        size_t n = (size_t) (end - q) < VARINT_MAX ? (size_t) (end - q) : VARINT_MAX;
+        for (size_t i = 0; i < n; i++)
+                if (!(q[i] & 0x80)) {
+                        *p = q + i + 1;
+                        return true;
+                }
+        return false;
+}
+
+/* A tag or a length prefix: one byte for every OTLP tag and for most lengths, so that byte
+ * is read inline and only longer ones take the loop. */
+static inline bool read_header(const uint8_t **p, const uint8_t *end, uint64_t max, uint64_t *ret) {
+        if (**p < 0x80) {
+                *ret = *(*p)++;
+                return true;
+        }
+        return read_varint(p, end, HEADER_VARINT_MAX, ret) && *ret <= max;
+}
+
+/* Decides what next_field() and the plan decide, in one pass over each field: the header is
+ * parsed in place and the field's kind checked against its wire type; this loop is most of
+ * what the pass-through path costs per span. *merges is set when a singular message field
+ * appears twice: see st_wire_check(). */
 static bool check_message(const struct msg_plan *m, const uint8_t *p, size_t len, int depth, bool *merges) {
         const uint8_t *end = p + len;
-        struct wire_field f;
         uint64_t seen = 0; /* singular message fields met, by index in the descriptor's fields */
 
         if (depth > ST_WIRE_MAX_DEPTH)
                 return false;
         while (p < end) {
-                if (!next_field(&p, end, &f))
+                uint64_t tag, n;
+                if (!read_header(&p, end, UINT32_MAX, &tag) || tag >> 3 == 0)
                         return false;
-                const struct field_plan *fp = plan_field(m, f.num);
-                if (!fp)
-                        continue;
-                switch ((enum field_kind) fp->kind) {
-                case FK_UNKNOWN:
-                        continue; /* unknown fields are kept by protobuf-c, skipped by us */
-                case FK_VARINT:
-                        if (f.wt == WT_VARINT)
-                                continue;
-                        if (f.wt != WT_LEN || !fp->repeated)
+                uint32_t num = (uint32_t) (tag >> 3);
+                const struct field_plan *fp = plan_field(m, num);
+                enum field_kind kind = fp ? (enum field_kind) fp->kind : FK_UNKNOWN;
+                switch (tag & 7) {
+                case WT_VARINT:
+                        if (!skip_varint(&p, end) || (kind != FK_VARINT && kind != FK_UNKNOWN))
                                 return false;
-                        /* packed varints: the payload must be whole varints */
-                        const uint8_t *q = f.payload, *qe = f.payload + f.len;
-                        uint64_t v;
-                        while (q < qe)
-                                if (!read_varint(&q, qe, VARINT_MAX, &v))
-                                        return false;
                         continue;
-                case FK_FIXED32:
-                case FK_FIXED64: {
-                        unsigned fs = fp->kind == FK_FIXED32 ? 4 : 8;
-                        if ((fs == 8 && f.wt == WT_FIXED64) || (fs == 4 && f.wt == WT_FIXED32))
-                                continue;
-                        if (f.wt != WT_LEN || !fp->repeated || f.len % fs)
+                case WT_FIXED64:
+                case WT_FIXED32: {
+                        size_t fs = (tag & 7) == WT_FIXED64 ? 8 : 4;
+                        if ((size_t) (end - p) < fs)
+                                return false;
+                        p += fs;
+                        if (kind != FK_UNKNOWN && kind != (fs == 8 ? FK_FIXED64 : FK_FIXED32))
                                 return false;
                         continue;
                 }
-                case FK_BYTES:
-                        if (f.wt != WT_LEN)
+                case WT_LEN:
+                        /* protobuf-c refuses lengths above INT_MAX too */
+                        if (p >= end || !read_header(&p, end, INT_MAX, &n) || n > (uint64_t) (end - p))
                                 return false;
+                        break;
+                default:
+                        return false; /* groups and reserved wire types: protobuf-c refuses them too */
+                }
+                const uint8_t *payload = p;
+                p += n;
+                switch (kind) {
+                case FK_UNKNOWN: /* unknown fields are kept by protobuf-c, skipped by us */
+                case FK_BYTES:
                         continue;
                 case FK_MESSAGE:
-                        if (f.wt != WT_LEN)
-                                return false;
                         if (fp->singular_msg >= 0) {
                                 uint64_t bit = fp->singular_msg < 64 ? UINT64_C(1) << fp->singular_msg : 0;
                                 if (!bit || (seen & bit))
                                         *merges = true;
                                 seen |= bit;
                         }
-                        if (!check_message(fp->sub, f.payload, f.len, depth + 1, merges))
+                        if (!check_message(fp->sub, payload, (size_t) n, depth + 1, merges))
+                                return false;
+                        continue;
+                case FK_VARINT: { /* packed: the payload must be whole varints */
+                        if (!fp->repeated)
+                                return false;
+                        const uint8_t *qe = payload + n;
+                        while (payload < qe)
+                                if (!skip_varint(&payload, qe))
+                                        return false;
+                        continue;
+                }
+                case FK_FIXED32:
+                case FK_FIXED64:
+                        if (!fp->repeated || n % (kind == FK_FIXED32 ? 4 : 8))
                                 return false;
                         continue;
                 }

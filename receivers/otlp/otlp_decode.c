@@ -37,13 +37,21 @@ static int decode_json(enum st_signal s, const uint8_t *data, size_t len, st_bat
 
 int otlprecv_decode(enum st_signal s, enum otlprecv_encoding enc, const uint8_t *data, size_t len,
                     st_batch **ret, char *err, size_t errlen) {
-        int r;
-
         if (enc == OTLPRECV_JSON)
                 return decode_json(s, data, len, ret, err, errlen);
-        r = st_batch_from_wire(s, data, len, ret); /* checked and counted; decoded only if a reader needs it */
-        if (r == -EBADMSG)
+        struct iovec part = { .iov_base = (void *) data, .iov_len = len };
+        return otlprecv_decode_parts(s, &part, 1, ret, err, errlen);
+}
+
+int otlprecv_decode_parts(enum st_signal s, const struct iovec *parts, size_t n, st_batch **ret, char *err,
+                          size_t errlen) {
+        int r = st_batch_from_wire_parts(s, parts, n, ret); /* checked and counted; decoded only if a reader needs it */
+        if (r == -EBADMSG) {
+                size_t len = 0;
+                for (size_t i = 0; i < n; i++)
+                        len += parts[i].iov_len;
                 snprintf(err, errlen, "failed to decode %s (%zu bytes)", st_signals[s].req->short_name, len);
+        }
         return r;
 }
 

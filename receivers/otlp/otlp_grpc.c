@@ -41,6 +41,7 @@
 #define METHOD_GENERIC ST_SIGNAL_COUNT
 #define N_SLOTS (ST_SIGNAL_COUNT * SLOTS_PER_METHOD + GENERIC_SLOTS)
 #define MAX_UNIX 2
+#define MAX_GATHER 256 /* slices of one request gathered without merging them first */
 
 enum slot_state { SLOT_IDLE, SLOT_WAITING, SLOT_ANSWERING };
 
@@ -166,7 +167,6 @@ static enum otlprecv_outcome handle_export(struct slot *sl, char *msg, size_t ms
         const char *req_name = st_signals[s].req->short_name;
         grpc_byte_buffer_reader rd;
         grpc_slice merged = grpc_empty_slice();
-        const uint8_t *data = (const uint8_t *) "";
         st_batch *b = NULL;
         size_t len;
         int r;
@@ -189,16 +189,20 @@ static enum otlprecv_outcome handle_export(struct slot *sl, char *msg, size_t ms
                          g->max_msg);
                 return OTLPRECV_BAD_REQUEST;
         }
-        /* One slice (the common case for small and medium requests): decode it in place.
-         * Several: merge them once, protobuf-c needs contiguous bytes. */
+        /* The slices are gathered straight into the batch (one copy, however many slices a
+         * large request arrived in), or merged by gRPC when there are too many to list. */
         grpc_slice_buffer *sb = &rd.buffer_out->data.raw.slice_buffer;
-        if (sb->count == 1)
-                data = GRPC_SLICE_START_PTR(sb->slices[0]);
-        else if (sb->count > 1) {
+        struct iovec parts[MAX_GATHER];
+        size_t n = 0;
+        if (sb->count <= MAX_GATHER) {
+                for (; n < sb->count; n++)
+                        parts[n] = (struct iovec) { .iov_base = GRPC_SLICE_START_PTR(sb->slices[n]),
+                                                    .iov_len = GRPC_SLICE_LENGTH(sb->slices[n]) };
+        } else {
                 merged = grpc_byte_buffer_reader_readall(&rd);
-                data = GRPC_SLICE_START_PTR(merged);
+                parts[n++] = (struct iovec) { .iov_base = GRPC_SLICE_START_PTR(merged), .iov_len = len };
         }
-        r = otlprecv_decode(s, OTLPRECV_PROTOBUF, data, len, &b, msg, msglen);
+        r = otlprecv_decode_parts(s, parts, n, &b, msg, msglen);
         grpc_slice_unref(merged);
         grpc_byte_buffer_reader_destroy(&rd);
         /* protobuf-c copied what it needs into the batch's arena. */

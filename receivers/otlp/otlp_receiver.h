@@ -75,6 +75,9 @@ enum otlprecv_encoding { OTLPRECV_PROTOBUF, OTLPRECV_JSON };
  * in err ("failed to decode ExportTraceServiceRequest (12 bytes)"), or -ENOMEM. */
 int otlprecv_decode(enum st_signal s, enum otlprecv_encoding enc, const uint8_t *data, size_t len,
                     st_batch **ret, char *err, size_t errlen);
+/* The same for protobuf bytes that arrived in n pieces; they are gathered into the batch. */
+int otlprecv_decode_parts(enum st_signal s, const struct iovec *parts, size_t n, st_batch **ret, char *err,
+                          size_t errlen);
 
 /* Hands b to the pipeline of its signal, synchronously, and counts its items as accepted or
  * refused. peer (NULL: unknown) is who sent it: with attribute_senders, b's resources are

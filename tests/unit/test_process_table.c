@@ -245,6 +245,10 @@ static void test_concurrent(void **state) {
                         if (pid % 3 == 0)
                                 st_proctab_exit(r.t, pid, 0, 0, (uint64_t) round);
                 }
+        /* On a busy machine the writer can finish before a reader ran: the readers must have
+         * read at least once while the table is full, so wait for that (at most 10 s). */
+        for (int i = 0; i < 10000 && !__atomic_load_n(&r.reads, __ATOMIC_RELAXED); i++)
+                usleep(1000);
         st_proctab_expire(r.t, UINT64_MAX);
         r.stop = 1;
         for (int i = 0; i < 3; i++)

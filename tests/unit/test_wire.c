@@ -107,6 +107,30 @@ static void accepts_valid_and_counts(void **state) {
         free(buf);
 }
 
+/* A request in pieces (gRPC hands large ones over as many slices), cut anywhere, even inside
+ * a varint: gathered, it is the same batch; a truncated one is refused. */
+static void gathers_parts(void **state) {
+        uint8_t *buf;
+        size_t n = make_request(&buf, 23, 1);
+        for (size_t cut1 = 0; cut1 <= n; cut1 += 7)
+                for (size_t cut2 = cut1; cut2 <= n; cut2 += n / 3 + 1) {
+                        struct iovec parts[] = {
+                                { buf, cut1 }, { buf + cut1, cut2 - cut1 }, { buf + cut2, n - cut2 },
+                        };
+                        st_batch *b;
+                        assert_int_equal(st_batch_from_wire_parts(ST_TRACES, parts, 3, &b), 0);
+                        assert_int_equal(b->items, 23);
+                        assert_int_equal(b->wire_len, n);
+                        assert_memory_equal(b->wire, buf, n);
+                        st_batch_unref(b);
+                }
+        struct iovec short_parts[] = { { buf, n / 2 }, { buf + n / 2, n / 2 - 1 } };
+        st_batch *b = NULL;
+        assert_int_equal(st_batch_from_wire_parts(ST_TRACES, short_parts, 2, &b), -EBADMSG);
+        assert_null(b);
+        free(buf);
+}
+
 static void refuses_what_protobuf_c_refuses(void **state) {
         /* Property: for mutated inputs, whenever the check accepts, protobuf-c unpacks. */
         uint8_t *buf;
@@ -378,6 +402,7 @@ static void singular_message_twice_as_protobuf_c(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(accepts_valid_and_counts),
+                cmocka_unit_test(gathers_parts),
                 cmocka_unit_test(refuses_what_protobuf_c_refuses),
                 cmocka_unit_test(refuses_malformed_shapes),
                 cmocka_unit_test(merged_batches_send_parts_end_to_end),
