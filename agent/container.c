@@ -207,21 +207,38 @@ int st_container_of_pid(const char *proc_root, uint32_t pid, struct st_container
 
 /* cgroup v2 id → container, for the containers found through the v2 line only: on hybrid
  * hosts an engine that uses v1 leaves its containers in the v2 cgroup of its daemon, where an
- * id names no single container. Direct-mapped, replaced on collision: a miss costs one read of
- * /proc/PID/cgroup, at exec time only. */
+ * id names no single container. Direct-mapped, replaced on collision.
+ *
+ * Ids whose path names no container are kept too ("none"): most of a host's processes are in
+ * none, and resolving an id costs five syscalls (open, open_by_handle_at, readlink, two
+ * closes) on every exec. On a v2-only host "none" is the answer; where v1 hierarchies are
+ * mounted it only spares the id's path, and /proc/PID/cgroup is still read for the v1 lines. */
 #define CACHE_SLOTS 1024
 static struct {
         pthread_mutex_t lock;
         uint64_t ids[CACHE_SLOTS];
+        bool none[CACHE_SLOTS];
         struct st_container_ref refs[CACHE_SLOTS];
 } cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static size_t slot_of(uint64_t id) { return (size_t) ((id * UINT64_C(0x9e3779b97f4a7c15)) >> 54) % CACHE_SLOTS; }
 
 static char mount_buf[1024];
-static bool have_mount;
+static bool have_mount, v1_mounted;
 static pthread_once_t mount_once = PTHREAD_ONCE_INIT;
-static void mount_init(void) { have_mount = st_cgroup2_mount("/proc/self/mounts", mount_buf, sizeof(mount_buf)) == 0; }
+static void mount_init(void) {
+        char text[4096];
+        have_mount = st_cgroup2_mount("/proc/self/mounts", mount_buf, sizeof(mount_buf)) == 0;
+        /* any line but "0::…" in our own cgroup file is a v1 hierarchy; unreadable: assume some */
+        int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, text, sizeof(text) - 1);
+        if (fd >= 0)
+                close(fd);
+        v1_mounted = n <= 0;
+        for (ssize_t i = 0; i < n && !v1_mounted; i++)
+                if ((i == 0 || text[i - 1] == '\n') && strncmp(text + i, "0::", 3) != 0)
+                        v1_mounted = true;
+}
 static const char *cgroup2_mount(void) {
         pthread_once(&mount_once, mount_init);
         return have_mount ? mount_buf : NULL;
@@ -231,7 +248,9 @@ static void cache_put(uint64_t cgroup_id, const struct st_container_ref *c) {
         size_t i = slot_of(cgroup_id);
         pthread_mutex_lock(&cache.lock);
         cache.ids[i] = cgroup_id;
-        cache.refs[i] = *c;
+        cache.none[i] = !c;
+        if (c)
+                cache.refs[i] = *c;
         pthread_mutex_unlock(&cache.lock);
 }
 
@@ -245,21 +264,27 @@ int st_container_resolve(uint64_t cgroup_id, const char *proc_root, uint32_t pid
         if (cgroup_id) {
                 size_t i = slot_of(cgroup_id);
                 pthread_mutex_lock(&cache.lock);
-                bool hit = cache.ids[i] == cgroup_id;
-                if (hit)
+                bool hit = cache.ids[i] == cgroup_id, none = hit && cache.none[i];
+                if (hit && !none)
                         c = cache.refs[i];
                 pthread_mutex_unlock(&cache.lock);
-                if (hit) {
+                if (hit && !none) {
                         *ret = c;
                         return 0;
                 }
+                if (none && !v1_mounted)
+                        return -ENOENT;
                 /* the event's own cgroup, by id: right even when the process has exited, moved,
                  * or its pid was reused since the event */
-                if (mount && st_cgroup2_path_of_id(mount, cgroup_id, path, sizeof(path)) == 0 &&
-                    st_container_from_path(path, &c) == 0) {
-                        cache_put(cgroup_id, &c);
-                        *ret = c;
-                        return 0;
+                if (!none && mount && st_cgroup2_path_of_id(mount, cgroup_id, path, sizeof(path)) == 0) {
+                        if (st_container_from_path(path, &c) == 0) {
+                                cache_put(cgroup_id, &c);
+                                *ret = c;
+                                return 0;
+                        }
+                        cache_put(cgroup_id, NULL);
+                        if (!v1_mounted)
+                                return -ENOENT;
                 }
         }
         /* v1 lines (hybrid hosts whose engine uses v1 only), or no privilege to open by id */

@@ -2,6 +2,7 @@
  * write them on real hosts. */
 #include <errno.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "cgroup.h"
 #include "container.h"
 
 #define ID "3f4f1c1e4a6b5c2d8e7f90a1b2c3d4e5f60718293a4b5c6d7e8f9012a3b4c5d6"
@@ -124,10 +126,58 @@ static void test_of_pid(void **state) {
         rmdir(dir);
 }
 
+/* resolve() by the id of a cgroup that names no container (ours: the tests run on a host or
+ * in a container runtime's cgroup, either way a real one), with a /proc copy whose file has a
+ * v1 docker line: the id's answer ("none") is cached, and then either answers alone (v2-only
+ * host) or still lets the v1 line speak (hybrid host), on the first call and every next one. */
+static void test_resolve_caches_none(void **state) {
+        (void) state;
+        char mount[1024], self[4096], rel[4096];
+        if (st_cgroup2_mount("/proc/self/mounts", mount, sizeof(mount)) < 0 ||
+            st_cgroup2_path_of("/proc", (uint32_t) getpid(), self, sizeof(self)) < 0)
+                skip();
+        uint64_t id = st_cgroup2_id(mount, self);
+        struct st_container_ref c;
+        if (!id || st_cgroup2_path_of_id(mount, id, rel, sizeof(rel)) < 0 || st_container_from_path(rel, &c) == 0)
+                skip(); /* no privilege to open by id, or we are in a container */
+
+        char dir[] = "/tmp/strata-container-XXXXXX", path[256];
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/42", dir);
+        assert_int_equal(mkdir(path, 0755), 0);
+        snprintf(path, sizeof(path), "%s/42/cgroup", dir);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs("0::/\n4:pids:/docker/" ID "\n", f);
+        fclose(f);
+
+        char text[4096];
+        f = fopen("/proc/self/cgroup", "r");
+        assert_non_null(f);
+        size_t n = fread(text, 1, sizeof(text) - 1, f);
+        fclose(f);
+        text[n] = '\0';
+        bool v1 = strncmp(text, "0::", 3) != 0 || strstr(text, "\n") != text + n - 1;
+
+        for (int i = 0; i < 3; i++) {
+                int r = st_container_resolve(id, dir, 42, &c);
+                if (v1) {
+                        assert_int_equal(r, 0);
+                        assert_string_equal(c.id, ID);
+                } else
+                        assert_int_equal(r, -ENOENT);
+        }
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/42", dir);
+        rmdir(path);
+        rmdir(dir);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_table),
                 cmocka_unit_test(test_of_pid),
+                cmocka_unit_test(test_resolve_caches_none),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
