@@ -152,10 +152,13 @@ static __always_inline int emit_file(struct file *f, __u8 kind, bool filter_leaf
 
         if (!f)
                 return 0;
-        struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
-        struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
-        struct inode *ino = BPF_CORE_READ(d, d_inode);
-        if (!d || !vm || !ino)
+        /* the mount and the dentry in one read; the inode only for files that pass the filter */
+        struct path fp;
+        if (bpf_core_read(&fp, sizeof(fp), &f->f_path) < 0)
+                return 0;
+        struct dentry *d = fp.dentry;
+        struct vfsmount *vm = fp.mnt;
+        if (!d || !vm)
                 return 0;
         s = bpf_map_lookup_elem(&code_buf, &zero);
         if (!s)
@@ -174,6 +177,9 @@ static __always_inline int emit_file(struct file *f, __u8 kind, bool filter_leaf
                         return 0;
         }
         if (!st_wanted())
+                return 0;
+        struct inode *ino = BPF_CORE_READ(d, d_inode);
+        if (!ino)
                 return 0;
 
         __u64 id = bpf_get_current_pid_tgid();
@@ -225,10 +231,10 @@ static __always_inline int on_mmap(unsigned long prot, unsigned long flags, unsi
         return emit_file(st_fd_file((long) (__u32) fd), ST_CODE_MMAP_EXEC, false);
 }
 
-static __always_inline int on_open(long fd) {
+static __always_inline int on_open(long fd, bool btf) {
         if (fd < 0)
                 return 0;
-        return emit_file(st_fd_file(fd), ST_CODE_OPEN, true);
+        return emit_file(st_fd_file_x(fd, btf), ST_CODE_OPEN, true);
 }
 
 SEC("tp/syscalls/sys_enter_mmap")
@@ -242,10 +248,15 @@ int BPF_PROG(mmap_raw, struct pt_regs *regs, long nr) {
                        PT_REGS_PARM5_CORE_SYSCALL(regs));
 }
 
+/* tp+btf: the fd table through the BTF-typed current task; tp: through probe reads */
 SEC("tp/syscalls/sys_exit_openat")
-int openat_tp(struct trace_event_raw_sys_exit *ctx) { return on_open(ctx->ret); }
+int openat_tp_btf(struct trace_event_raw_sys_exit *ctx) { return on_open(ctx->ret, true); }
 SEC("tp/syscalls/sys_exit_openat2")
-int openat2_tp(struct trace_event_raw_sys_exit *ctx) { return on_open(ctx->ret); }
+int openat2_tp_btf(struct trace_event_raw_sys_exit *ctx) { return on_open(ctx->ret, true); }
+SEC("tp/syscalls/sys_exit_openat")
+int openat_tp(struct trace_event_raw_sys_exit *ctx) { return on_open(ctx->ret, false); }
+SEC("tp/syscalls/sys_exit_openat2")
+int openat2_tp(struct trace_event_raw_sys_exit *ctx) { return on_open(ctx->ret, false); }
 
 SEC("raw_tp/sys_exit")
 int BPF_PROG(open_raw, struct pt_regs *regs, long ret) {
@@ -254,5 +265,5 @@ int BPF_PROG(open_raw, struct pt_regs *regs, long ret) {
         long nr = st_syscall_nr(regs);
         if (nr != ST_NR_OPENAT && nr != ST_NR_OPENAT2)
                 return 0;
-        return on_open(ret);
+        return on_open(ret, false);
 }

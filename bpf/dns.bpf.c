@@ -25,8 +25,8 @@ struct {
 } dns_buf SEC(".maps");
 
 /* The UDP socket of fd, when it is one. */
-static __always_inline struct sock *udp_sock_of(long fd) {
-        struct file *f = st_fd_file(fd);
+static __always_inline struct sock *udp_sock_of(long fd, bool btf) {
+        struct file *f = st_fd_file_x(fd, btf);
         if (!f)
                 return NULL;
         umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
@@ -84,8 +84,7 @@ static __always_inline void on_dns_send(struct sock *sk, const void *buf, __u64 
         st_emit(ev, sizeof(*ev), now);
 }
 
-SEC("tp/syscalls/sys_enter_sendto")
-int sendto_tp(struct trace_event_raw_sys_enter *ctx) {
+static __always_inline int on_sendto(struct trace_event_raw_sys_enter *ctx, bool btf) {
         const struct sockaddr_in *addr = (const struct sockaddr_in *) ctx->args[4];
         if (addr) {
                 /* the port first: one read settles most sends that carry an address */
@@ -95,7 +94,7 @@ int sendto_tp(struct trace_event_raw_sys_enter *ctx) {
         }
         if (!st_wanted())
                 return 0;
-        struct sock *sk = udp_sock_of(ctx->args[0]);
+        struct sock *sk = udp_sock_of(ctx->args[0], btf);
         if (sk)
                 on_dns_send(sk, (const void *) ctx->args[1], ctx->args[2], (const void *) ctx->args[4]);
         return 0;
@@ -111,21 +110,19 @@ static __always_inline void on_msghdr(struct sock *sk, const struct user_msghdr 
         on_dns_send(sk, iov.iov_base, iov.iov_len, h.msg_name);
 }
 
-SEC("tp/syscalls/sys_enter_sendmsg")
-int sendmsg_tp(struct trace_event_raw_sys_enter *ctx) {
+static __always_inline int on_sendmsg(struct trace_event_raw_sys_enter *ctx, bool btf) {
         if (!st_wanted())
                 return 0;
-        struct sock *sk = udp_sock_of(ctx->args[0]);
+        struct sock *sk = udp_sock_of(ctx->args[0], btf);
         if (sk)
                 on_msghdr(sk, (const struct user_msghdr *) ctx->args[1]);
         return 0;
 }
 
-SEC("tp/syscalls/sys_enter_sendmmsg")
-int sendmmsg_tp(struct trace_event_raw_sys_enter *ctx) {
+static __always_inline int on_sendmmsg(struct trace_event_raw_sys_enter *ctx, bool btf) {
         if (!st_wanted())
                 return 0;
-        struct sock *sk = udp_sock_of(ctx->args[0]);
+        struct sock *sk = udp_sock_of(ctx->args[0], btf);
         const struct mmsghdr *v = (const struct mmsghdr *) ctx->args[1];
         __u64 vlen = ctx->args[2];
         if (!sk || !v)
@@ -136,3 +133,18 @@ int sendmmsg_tp(struct trace_event_raw_sys_enter *ctx) {
                 on_msghdr(sk, (const struct user_msghdr *) &v[1].msg_hdr);
         return 0;
 }
+
+/* tp+btf: the fd table through the BTF-typed current task (every send of the host looks a
+ * socket up); tp: through probe reads */
+SEC("tp/syscalls/sys_enter_sendto")
+int sendto_tp_btf(struct trace_event_raw_sys_enter *ctx) { return on_sendto(ctx, true); }
+SEC("tp/syscalls/sys_enter_sendmsg")
+int sendmsg_tp_btf(struct trace_event_raw_sys_enter *ctx) { return on_sendmsg(ctx, true); }
+SEC("tp/syscalls/sys_enter_sendmmsg")
+int sendmmsg_tp_btf(struct trace_event_raw_sys_enter *ctx) { return on_sendmmsg(ctx, true); }
+SEC("tp/syscalls/sys_enter_sendto")
+int sendto_tp(struct trace_event_raw_sys_enter *ctx) { return on_sendto(ctx, false); }
+SEC("tp/syscalls/sys_enter_sendmsg")
+int sendmsg_tp(struct trace_event_raw_sys_enter *ctx) { return on_sendmsg(ctx, false); }
+SEC("tp/syscalls/sys_enter_sendmmsg")
+int sendmmsg_tp(struct trace_event_raw_sys_enter *ctx) { return on_sendmmsg(ctx, false); }

@@ -20,7 +20,7 @@
 #include "process.skel.h"
 
 #define LOG_NAME "receiver/ebpf"
-#define MAX_VARIANTS 2
+#define MAX_VARIANTS 3
 #define MAX_PROGS 3
 #define MAX_HOOKS 3
 
@@ -121,10 +121,14 @@ static const struct object_ops objects[] = {
           2, net_open, net_obj, net_rodata, net_load, net_destroy },
         { "code", KPROBES_CODE,
           { { "code.mmap_exec", { { "tp", { "mmap_tp" } }, { "raw_tp", { "mmap_raw" } } } },
-            { "code.open", { { "tp", { "openat_tp", "openat2_tp" } }, { "raw_tp", { "open_raw" } } } } },
+            { "code.open",
+              { { "tp+btf", { "openat_tp_btf", "openat2_tp_btf" } }, { "tp", { "openat_tp", "openat2_tp" } },
+                { "raw_tp", { "open_raw" } } } } },
           2, code_open, code_obj, code_rodata, code_load, code_destroy },
         { "dns", KPROBES_DNS,
-          { { "dns.query", { { "tp", { "sendto_tp", "sendmsg_tp", "sendmmsg_tp" } } } } },
+          { { "dns.query",
+              { { "tp+btf", { "sendto_tp_btf", "sendmsg_tp_btf", "sendmmsg_tp_btf" } },
+                { "tp", { "sendto_tp", "sendmsg_tp", "sendmmsg_tp" } } } } },
           1, dns_open, dns_obj, dns_rodata, dns_load, dns_destroy },
 };
 #define N_OBJECTS (sizeof(objects) / sizeof(objects[0]))
@@ -208,10 +212,16 @@ struct kind_rules {
         char tp_why[160];
 };
 
+/* "tp": a syscall tracepoint; "tp+btf": the same, reading kernel structures through BTF. */
+static bool is_tp(const char *kind) { return strcmp(kind, "tp") == 0 || strcmp(kind, "tp+btf") == 0; }
+
 static bool allowed(const struct kind_rules *k, const char *kind) {
-        if (strcmp(kind, "tp") == 0 && !k->tp_ok)
+        if (is_tp(kind) && !k->tp_ok)
                 return false;
-        /* force narrows the BTF/raw choice; syscall tracepoints stay allowed */
+        /* force narrows the BTF/raw choice; syscall tracepoints stay allowed, without BTF when
+         * raw_tp is forced */
+        if (k->force && *k->force && strcmp(kind, "tp+btf") == 0)
+                return strcmp(k->force, "raw_tp") != 0;
         if (k->force && *k->force && strcmp(kind, "tp") != 0)
                 return strcmp(k->force, kind) == 0;
         return true;
@@ -305,7 +315,7 @@ static int load_object(const struct object_ops *ops, const struct kprobes_opts *
                 for (int v = 0; v < MAX_VARIANTS && ops->hooks[h].v[v].kind && choice[h] < 0; v++)
                         if (allowed(rules, ops->hooks[h].v[v].kind))
                                 choice[h] = v;
-                        else if (strcmp(ops->hooks[h].v[v].kind, "tp") == 0)
+                        else if (is_tp(ops->hooks[h].v[v].kind) && !strstr(why[h], rules->tp_why))
                                 appendf(why[h], sizeof(why[h]), "%stp: %s", why[h][0] ? "; " : "", rules->tp_why);
         }
         /* Each refused program moves its hook to its next variant, or off. */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <bpf/bpf.h>
 
 #include "batch.h"
 #include "component.h"
@@ -24,6 +25,25 @@
 extern const struct st_factory st_receiver_ebpf;
 
 #pragma GCC diagnostic ignored "-Wunused-parameter"
+
+/* Whether a BPF program of this name is loaded in the kernel now: which variant of a hook the
+ * receiver chose (names are unique to strata's programs, and tests run one receiver at a
+ * time). */
+static inline bool prog_loaded(const char *name) {
+        __u32 id = 0;
+        while (bpf_prog_get_next_id(id, &id) == 0) {
+                int fd = bpf_prog_get_fd_by_id(id);
+                if (fd < 0)
+                        continue;
+                struct bpf_prog_info info = { 0 };
+                __u32 len = sizeof(info);
+                bool same = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && strcmp(info.name, name) == 0;
+                close(fd);
+                if (same)
+                        return true;
+        }
+        return false;
+}
 
 /* Loading BPF needs root (CAP_BPF, CAP_PERFMON): without it the tests say so and skip. */
 #define REQUIRE_ROOT() do { if (geteuid() != 0) skip(); } while (0)

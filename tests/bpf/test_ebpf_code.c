@@ -133,12 +133,15 @@ static void match(const struct rec *r, void *ctx) {
         }
 }
 
-static void run(const char *yaml) {
+/* runs the workload with the receiver; open_prog: the program code.open must have got */
+static void run(const char *yaml, const char *open_prog) {
         struct harness h;
         struct truth t = { 0 };
         strcpy(dir, "/tmp/strata-code-XXXXXX");
         rx_start(&h, yaml);
         assert_int_equal(metric(&h, "ebpf_hooks_attached"), 2);
+        if (!prog_loaded(open_prog))
+                fail_msg("code.open is not %s", open_prog);
         workload(&t);
         rx_stop(&h);
         each_record(&h, match, &t);
@@ -159,14 +162,24 @@ static void run(const char *yaml) {
 
 static void test_code_ground_truth(void **state) {
         REQUIRE_ROOT();
-        run("flush_interval: 50ms\nevents: [code]\n");
+        run("flush_interval: 50ms\nevents: [code]\n", "openat_tp_btf");
+}
+
+/* The syscall tracepoints without BTF (a kernel without bpf_get_current_task_btf, or
+ * program_kind: raw_tp): the fd table through probe reads gives the same facts. */
+static void test_code_tp_without_btf(void **state) {
+        REQUIRE_ROOT();
+        setenv("STRATA_TEST_EBPF_BREAK_PROGRAM", "openat_tp_btf,openat2_tp_btf", 1);
+        run("flush_interval: 50ms\nevents: [code]\n", "openat_tp");
+        unsetenv("STRATA_TEST_EBPF_BREAK_PROGRAM");
+        run("flush_interval: 50ms\nevents: [code]\nprogram_kind: raw_tp\n", "openat_tp");
 }
 
 /* Without the syscall tracepoints: raw_tp/sys_enter and sys_exit give the same facts. */
 static void test_code_raw_tp_fallback(void **state) {
         REQUIRE_ROOT();
-        setenv("STRATA_TEST_EBPF_BREAK_PROGRAM", "mmap_tp,openat_tp,openat2_tp", 1);
-        run("flush_interval: 50ms\nevents: [code]\n");
+        setenv("STRATA_TEST_EBPF_BREAK_PROGRAM", "mmap_tp,openat_tp_btf,openat2_tp_btf,openat_tp,openat2_tp", 1);
+        run("flush_interval: 50ms\nevents: [code]\n", "open_raw");
         unsetenv("STRATA_TEST_EBPF_BREAK_PROGRAM");
 }
 
@@ -320,6 +333,7 @@ int main(void) {
         st_log_setup(ST_LOG_INFO, ST_LOG_TEXT);
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_code_ground_truth),
+                cmocka_unit_test(test_code_tp_without_btf),
                 cmocka_unit_test(test_code_raw_tp_fallback),
                 cmocka_unit_test(test_losses_are_counted),
                 cmocka_unit_test(test_refusals_are_told),

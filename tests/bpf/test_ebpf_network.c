@@ -575,8 +575,8 @@ static bool dns_has(const struct dns_seen *d, const char *name, const char *type
         return false;
 }
 
-static void test_dns(void **state) {
-        REQUIRE_ROOT();
+/* want_prog: the variant dns.query must have got */
+static void dns_workload(const char *want_prog) {
         struct harness h;
         uint8_t q[2][300];
         size_t n;
@@ -592,6 +592,8 @@ static void test_dns(void **state) {
         if (bind(sink6, (struct sockaddr *) &to6, sizeof(to6)) < 0)
                 assert_true(errno == EADDRINUSE || errno == EADDRNOTAVAIL);
         rx_start(&h, "events: [dns]\nflush_interval: 50ms\n");
+        if (!prog_loaded(want_prog))
+                fail_msg("dns.query is not %s", want_prog);
         int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), s6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         int c = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         assert_true(s >= 0 && s6 >= 0 && c >= 0);
@@ -646,6 +648,15 @@ static void test_dns(void **state) {
         close(sink);
         close(sink6);
         rx_free(&h);
+}
+
+/* Every send call, through the BTF-typed task, then through probe reads (kernels without it). */
+static void test_dns(void **state) {
+        REQUIRE_ROOT();
+        dns_workload("sendto_tp_btf");
+        setenv("STRATA_TEST_EBPF_BREAK_PROGRAM", "sendto_tp_btf,sendmsg_tp_btf,sendmmsg_tp_btf", 1);
+        dns_workload("sendto_tp");
+        unsetenv("STRATA_TEST_EBPF_BREAK_PROGRAM");
 }
 
 int main(void) {
