@@ -65,12 +65,16 @@ cpu_ticks() { # user ticks of strata, and its CPU time in ns over all threads (s
         ns=$(cat /proc/"$STRATA_PID"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d", s }')
         echo "$user $ns"
 }
-# run_time_ns and run_cnt summed over strata's programs (names from bpf/*.bpf.c)
+# run_time_ns and run_cnt summed over strata's programs: every program bpf/*.bpf.c defines
+# (the kernel keeps the first 15 bytes of a name)
+BPF_SRC=$(cd "$(dirname "$0")/../bpf" && pwd)
 prog_stats() {
-        bpftool -j prog show | python3 -c '
-import json, sys
-ours = {"fork_btf","fork_raw","exec_btf","exec_raw","exit_btf","exit_raw","state_btf","state_raw",
-        "accept_tp","accept4_tp","accept_raw","mmap_tp","mmap_raw","openat_tp","openat2_tp","open_raw"}
+        bpftool -j prog show | BPF_SRC="$BPF_SRC" python3 -c '
+import glob, json, os, re, sys
+ours = set()
+for f in glob.glob(os.path.join(os.environ["BPF_SRC"], "*.bpf.c")):
+    for m in re.finditer(r"SEC\(\"[^\"]+\"\)\s*int\s+(?:BPF_PROG\()?(\w+)", open(f).read()):
+        ours.add(m.group(1)[:15])
 t = n = 0
 for p in json.load(sys.stdin):
     if p.get("name") in ours:

@@ -145,7 +145,7 @@ static long walk_step(__u32 i, void *ctx) {
         return 0;
 }
 
-static __always_inline int emit_file(struct file *f, __u8 kind, bool filter_leaf) {
+static __always_inline int emit_file(struct file *f, __u8 kind, bool filter_leaf, bool btf) {
         __u32 zero = 0;
         struct code_scratch *s;
         __u64 now;
@@ -182,16 +182,22 @@ static __always_inline int emit_file(struct file *f, __u8 kind, bool filter_leaf
         if (!ino)
                 return 0;
 
-        __u64 id = bpf_get_current_pid_tgid();
-        struct task_struct *task = (struct task_struct *) bpf_get_current_task();
         struct seen_key key = {
-                .pid = id >> 32,
                 .dev = BPF_CORE_READ(ino, i_sb, s_dev),
-                .start_ns = BPF_CORE_READ(task, group_leader, start_boottime),
-                .exec_id = BPF_CORE_READ(task, self_exec_id),
                 .inode = BPF_CORE_READ(ino, i_ino),
                 .kind = kind,
         };
+        if (btf) {
+                struct task_struct *t = bpf_get_current_task_btf();
+                key.pid = t->tgid;
+                key.start_ns = t->group_leader->start_boottime;
+                key.exec_id = t->self_exec_id;
+        } else {
+                struct task_struct *task = (struct task_struct *) bpf_get_current_task();
+                key.pid = bpf_get_current_pid_tgid() >> 32;
+                key.start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+                key.exec_id = BPF_CORE_READ(task, self_exec_id);
+        }
         if (bpf_map_lookup_elem(&seen, &key))
                 return 0;
 
@@ -210,7 +216,7 @@ static __always_inline int emit_file(struct file *f, __u8 kind, bool filter_leaf
         if (off > ST_CODE_PATH_MAX)
                 off = ST_CODE_PATH_MAX;
         __u64 size = sizeof(s->ev) + off;
-        st_fill_header(&s->ev.h, ST_EV_CODE, (__u16) size, now);
+        st_fill_header_x(&s->ev.h, ST_EV_CODE, (__u16) size, now, btf);
         s->ev.kind = kind;
         s->ev.path_truncated = truncated;
         s->ev.path_len = (__u16) off;
@@ -228,13 +234,13 @@ static __always_inline int on_mmap(unsigned long prot, unsigned long flags, unsi
                 return 0; /* the kernel ignores fd for anonymous mappings */
         /* the kernel uses the low 32 bits (fget(unsigned int)): so must we, or a fd with high
          * bits set would hide a mapping */
-        return emit_file(st_fd_file((long) (__u32) fd), ST_CODE_MMAP_EXEC, false);
+        return emit_file(st_fd_file((long) (__u32) fd), ST_CODE_MMAP_EXEC, false, false);
 }
 
 static __always_inline int on_open(long fd, bool btf) {
         if (fd < 0)
                 return 0;
-        return emit_file(st_fd_file_x(fd, btf), ST_CODE_OPEN, true);
+        return emit_file(st_fd_file_x(fd, btf), ST_CODE_OPEN, true, btf);
 }
 
 SEC("tp/syscalls/sys_enter_mmap")

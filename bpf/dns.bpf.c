@@ -40,7 +40,7 @@ static __always_inline struct sock *udp_sock_of(long fd, bool btf) {
 }
 
 /* One datagram of len bytes at buf, to addr (user memory; NULL: the socket's peer). */
-static __always_inline void on_dns_send(struct sock *sk, const void *buf, __u64 len, const void *addr) {
+static __always_inline void on_dns_send(struct sock *sk, const void *buf, __u64 len, const void *addr, bool btf) {
         __u32 zero = 0;
         struct st_ev_dns *ev = bpf_map_lookup_elem(&dns_buf, &zero);
         if (!ev || !buf)
@@ -78,7 +78,7 @@ static __always_inline void on_dns_send(struct sock *sk, const void *buf, __u64 
         if (bpf_probe_read_user(ev->payload, n & 511, buf) < 0) /* & 511: a bound the verifier sees */
                 return;
         __u64 now = bpf_ktime_get_boot_ns();
-        st_fill_header(&ev->h, ST_EV_DNS, sizeof(*ev), now);
+        st_fill_header_x(&ev->h, ST_EV_DNS, sizeof(*ev), now, btf);
         ev->remote_port = port;
         ev->payload_len = n;
         st_emit(ev, sizeof(*ev), now);
@@ -96,18 +96,18 @@ static __always_inline int on_sendto(struct trace_event_raw_sys_enter *ctx, bool
                 return 0;
         struct sock *sk = udp_sock_of(ctx->args[0], btf);
         if (sk)
-                on_dns_send(sk, (const void *) ctx->args[1], ctx->args[2], (const void *) ctx->args[4]);
+                on_dns_send(sk, (const void *) ctx->args[1], ctx->args[2], (const void *) ctx->args[4], btf);
         return 0;
 }
 
 /* The first iovec of a user msghdr, and its destination. */
-static __always_inline void on_msghdr(struct sock *sk, const struct user_msghdr *m) {
+static __always_inline void on_msghdr(struct sock *sk, const struct user_msghdr *m, bool btf) {
         struct user_msghdr h;
         struct iovec iov;
         if (bpf_probe_read_user(&h, sizeof(h), m) < 0 || !h.msg_iov || !h.msg_iovlen ||
             bpf_probe_read_user(&iov, sizeof(iov), h.msg_iov) < 0)
                 return;
-        on_dns_send(sk, iov.iov_base, iov.iov_len, h.msg_name);
+        on_dns_send(sk, iov.iov_base, iov.iov_len, h.msg_name, btf);
 }
 
 static __always_inline int on_sendmsg(struct trace_event_raw_sys_enter *ctx, bool btf) {
@@ -115,7 +115,7 @@ static __always_inline int on_sendmsg(struct trace_event_raw_sys_enter *ctx, boo
                 return 0;
         struct sock *sk = udp_sock_of(ctx->args[0], btf);
         if (sk)
-                on_msghdr(sk, (const struct user_msghdr *) ctx->args[1]);
+                on_msghdr(sk, (const struct user_msghdr *) ctx->args[1], btf);
         return 0;
 }
 
@@ -128,9 +128,9 @@ static __always_inline int on_sendmmsg(struct trace_event_raw_sys_enter *ctx, bo
         if (!sk || !v)
                 return 0;
         /* a resolver's A and AAAA queries; more are not queries of one lookup */
-        on_msghdr(sk, (const struct user_msghdr *) &v[0].msg_hdr);
+        on_msghdr(sk, (const struct user_msghdr *) &v[0].msg_hdr, btf);
         if (vlen > 1)
-                on_msghdr(sk, (const struct user_msghdr *) &v[1].msg_hdr);
+                on_msghdr(sk, (const struct user_msghdr *) &v[1].msg_hdr, btf);
         return 0;
 }
 

@@ -220,7 +220,7 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
                 if (!o)
                         return 0;
                 now = bpf_ktime_get_boot_ns();
-                st_fill_header(&o->owner, 0, 0, now);
+                st_fill_header_x(&o->owner, 0, 0, now, btf);
                 o->since_ns = 0;
                 o->direction = ST_CONN_OUTBOUND;
                 /* followed for attribution only (filtered or sampled out): reported = 2

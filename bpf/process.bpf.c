@@ -42,7 +42,7 @@ static __always_inline int on_fork(struct task_struct *parent, struct task_struc
         return 0;
 }
 
-static __always_inline int on_exec(struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm) {
+static __always_inline int on_exec(struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm, bool btf) {
         __u32 zero = 0;
         __u64 now = bpf_ktime_get_boot_ns();
         struct exec_scratch *s;
@@ -87,7 +87,7 @@ static __always_inline int on_exec(struct task_struct *task, pid_t old_pid, stru
         s->ev.args_len = args_len;
 
         __u64 size = sizeof(s->ev) + path_len + args_len;
-        st_fill_header(&s->ev.h, ST_EV_EXEC, (__u16) size, now);
+        st_fill_header_x(&s->ev.h, ST_EV_EXEC, (__u16) size, now, btf);
         if (size > sizeof(*s))
                 return 0;
         st_emit(s, size, now);
@@ -122,9 +122,9 @@ SEC("raw_tp/sched_process_fork")
 int BPF_PROG(fork_raw, struct task_struct *parent, struct task_struct *child) { return on_fork(parent, child, false); }
 
 SEC("tp_btf/sched_process_exec")
-int BPF_PROG(exec_btf, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) { return on_exec(p, old_pid, bprm); }
+int BPF_PROG(exec_btf, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) { return on_exec(p, old_pid, bprm, true); }
 SEC("raw_tp/sched_process_exec")
-int BPF_PROG(exec_raw, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) { return on_exec(p, old_pid, bprm); }
+int BPF_PROG(exec_raw, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) { return on_exec(p, old_pid, bprm, false); }
 
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(exit_btf, struct task_struct *p) {
