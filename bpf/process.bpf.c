@@ -54,14 +54,27 @@ static __always_inline int on_exec(struct task_struct *task, pid_t old_pid, stru
         if (!s)
                 return 0;
         __builtin_memset(&s->ev, 0, sizeof(s->ev));
-        s->ev.ppid = BPF_CORE_READ(task, real_parent, tgid);
         s->ev.old_pid = old_pid;
-        s->ev.script = BPF_CORE_READ(bprm, interp) != BPF_CORE_READ(bprm, filename);
-        struct inode *exe = BPF_CORE_READ(bprm, file, f_inode);
-        s->ev.exe_inode = BPF_CORE_READ(exe, i_ino);
-        s->ev.exe_dev = BPF_CORE_READ(exe, i_sb, s_dev);
+        /* tp_btf: task and bprm are BTF pointers, their fields plain loads; raw_tp: probe reads */
+        const char *filename = btf ? bprm->filename : BPF_CORE_READ(bprm, filename);
+        struct mm_struct *mm;
+        if (btf) {
+                struct inode *exe = bprm->file->f_inode;
+                s->ev.ppid = task->real_parent->tgid;
+                s->ev.script = bprm->interp != filename;
+                s->ev.exe_inode = exe->i_ino;
+                s->ev.exe_dev = exe->i_sb->s_dev;
+                mm = task->mm;
+        } else {
+                struct inode *exe = BPF_CORE_READ(bprm, file, f_inode);
+                s->ev.ppid = BPF_CORE_READ(task, real_parent, tgid);
+                s->ev.script = BPF_CORE_READ(bprm, interp) != filename;
+                s->ev.exe_inode = BPF_CORE_READ(exe, i_ino);
+                s->ev.exe_dev = BPF_CORE_READ(exe, i_sb, s_dev);
+                mm = BPF_CORE_READ(task, mm);
+        }
 
-        n = bpf_probe_read_kernel_str(s->data, ST_PATH_MAX, BPF_CORE_READ(bprm, filename));
+        n = bpf_probe_read_kernel_str(s->data, ST_PATH_MAX, filename);
         __u32 path_len = n > 0 ? (__u32) n - 1 : 0; /* without its NUL */
         if (path_len >= ST_PATH_MAX - 1)
                 s->ev.path_truncated = 1;
@@ -69,8 +82,8 @@ static __always_inline int on_exec(struct task_struct *task, pid_t old_pid, stru
         s->ev.path_len = path_len;
 
         /* argv as the new image sees it: mm->arg_start..arg_end of the new mm, just written */
-        struct mm_struct *mm = BPF_CORE_READ(task, mm);
-        __u64 arg_start = BPF_CORE_READ(mm, arg_start), arg_end = BPF_CORE_READ(mm, arg_end);
+        __u64 arg_start = btf ? mm->arg_start : BPF_CORE_READ(mm, arg_start);
+        __u64 arg_end = btf ? mm->arg_end : BPF_CORE_READ(mm, arg_end);
         __u64 args_len = arg_end > arg_start ? arg_end - arg_start : 0;
         __u32 max = args_max < ST_ARGS_MAX ? args_max : ST_ARGS_MAX;
         if (args_len > max) {
