@@ -40,7 +40,8 @@ FROM debian:bookworm-slim AS runtime
 # Runtime libraries only (their own dependencies, GnuTLS for one, come with them). gRPC core,
 # abseil, re2 and libstdc++ are linked into the binary (cmake/grpc_static.cmake); c-ares and
 # OpenSSL stay shared. libcurl4 is for the HTTP clients (Kubernetes, ECS and CloudWatch
-# receivers, AWS credentials); ca-certificates for TLS to backends.
+# receivers, AWS credentials), which load it when they first need it (agent/curl_loader.c);
+# ca-certificates for TLS to backends.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libc-ares2 libssl3 libprotobuf-c1 libmicrohttpd12 libyaml-0-2 libjson-c5 zlib1g libcurl4 libbpf1 libelf1 \

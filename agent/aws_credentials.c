@@ -1,7 +1,6 @@
 #include "aws_credentials.h"
 
 #include <ctype.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <pthread.h>
@@ -93,29 +92,29 @@ static bool set(char *dst, size_t cap, const char *src) {
 /* method url with headers (NULL-terminated "Name: value" list) → status and body. */
 static int http(const char *method, const char *url, const char *const *headers, const char *body, long *ret_status,
                 st_buf *ret_body, char *err, size_t errlen) {
-        CURL *h = curl_easy_init();
+        CURL *h = st_curl_easy_init();
         struct curl_slist *hl = NULL;
         if (!h)
-                return -ENOMEM;
+                return st_curl_init_error();
         for (size_t i = 0; headers && headers[i]; i++)
-                hl = curl_slist_append(hl, headers[i]);
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, HTTP_TIMEOUT_MS);
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+                hl = st_curl_slist_append(hl, headers[i]);
+        st_curl_easy_setopt(h, CURLOPT_URL, url);
+        st_curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+        st_curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        st_curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, HTTP_TIMEOUT_MS);
+        st_curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
         struct st_curl_body got = { .limit = 1u << 20 };
         st_curl_collect(h, &got);
         st_curl_abort_when(h, stop_flag);
         if (body)
-                curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        CURLcode cr = curl_easy_perform(h);
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, ret_status);
-        curl_slist_free_all(hl);
-        curl_easy_cleanup(h);
+                st_curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        CURLcode cr = st_curl_easy_perform(h);
+        st_curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, ret_status);
+        st_curl_slist_free_all(hl);
+        st_curl_easy_cleanup(h);
         int r = 0;
         if (cr != CURLE_OK) {
-                snprintf(err, errlen, "%s", got.too_big ? "an answer larger than 1 MiB" : curl_easy_strerror(cr));
+                snprintf(err, errlen, "%s", got.too_big ? "an answer larger than 1 MiB" : st_curl_easy_strerror(cr));
                 r = -EIO;
         } else if (got.b.len && st_buf_append(ret_body, got.b.data, got.b.len) < 0)
                 r = -ENOMEM;
@@ -334,18 +333,18 @@ static int from_web_identity(struct st_aws_creds *c, char *why, size_t cap) {
         while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
                 st_buf_append(&tok, chunk, n);
         fclose(f);
-        CURL *h = curl_easy_init();
-        char *e_tok = h ? curl_easy_escape(h, tok.data ? tok.data : "", (int) tok.len) : NULL;
-        char *e_role = h ? curl_easy_escape(h, role, 0) : NULL;
+        CURL *h = st_curl_easy_init();
+        char *e_tok = h ? st_curl_easy_escape(h, tok.data ? tok.data : "", (int) tok.len) : NULL;
+        char *e_role = h ? st_curl_easy_escape(h, role, 0) : NULL;
         const char *session = env("AWS_ROLE_SESSION_NAME") ? env("AWS_ROLE_SESSION_NAME") : "strata";
-        char *e_session = h ? curl_easy_escape(h, session, 0) : NULL;
+        char *e_session = h ? st_curl_easy_escape(h, session, 0) : NULL;
         st_buf form = { 0 };
         st_buf_printf(&form, "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=%s&RoleSessionName=%s&WebIdentityToken=%s",
                       e_role ? e_role : "", e_session ? e_session : "", e_tok ? e_tok : "");
-        curl_free(e_tok);
-        curl_free(e_role);
-        curl_free(e_session);
-        curl_easy_cleanup(h);
+        st_curl_free(e_tok);
+        st_curl_free(e_role);
+        st_curl_free(e_session);
+        st_curl_easy_cleanup(h);
         explicit_bzero(tok.data, tok.len);
         st_buf_free(&tok);
         st_aws_region(region, sizeof(region));

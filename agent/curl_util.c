@@ -10,8 +10,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
 }
 
 void st_curl_collect(CURL *h, struct st_curl_body *body) {
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
+        st_curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+        st_curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
 }
 
 static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d) {
@@ -23,7 +23,7 @@ static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_
 void st_curl_abort_when(CURL *h, const atomic_bool *stop) {
         if (!stop)
                 return;
-        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(h, CURLOPT_XFERINFODATA, stop);
+        st_curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        st_curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        st_curl_easy_setopt(h, CURLOPT_XFERINFODATA, stop);
 }

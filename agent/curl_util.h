@@ -2,7 +2,7 @@
  * buffer up to a limit, and a transfer that aborts when its owner is stopping (so that a
  * shutdown never waits for a request's timeout). */
 #pragma once
-#include <curl/curl.h>
+#include "curl_loader.h"
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>

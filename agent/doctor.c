@@ -1,6 +1,6 @@
 #include "doctor.h"
 
-#include <curl/curl.h>
+#include "curl_loader.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,27 +26,27 @@ static size_t discard(char *p, size_t size, size_t n, void *ud) { return size * 
 
 /* An HTTP request with a short timeout: 0 and the status, or -1 and curl's reason in why. */
 static int probe(const char *method, const char *url, const char *header, long *ret_status, char *why, size_t cap) {
-        CURL *c = curl_easy_init();
+        CURL *c = st_curl_easy_init();
         if (!c) {
-                snprintf(why, cap, "cannot make a curl handle");
+                snprintf(why, cap, "%s", strerror(-st_curl_init_error()));
                 return -1;
         }
-        struct curl_slist *h = header ? curl_slist_append(NULL, header) : NULL;
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long) API_TIMEOUT_MS);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L); /* reachability only; receivers verify */
+        struct curl_slist *h = header ? st_curl_slist_append(NULL, header) : NULL;
+        st_curl_easy_setopt(c, CURLOPT_URL, url);
+        st_curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        st_curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long) API_TIMEOUT_MS);
+        st_curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        st_curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+        st_curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L); /* reachability only; receivers verify */
         if (h)
-                curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-        CURLcode r = curl_easy_perform(c);
+                st_curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        CURLcode r = st_curl_easy_perform(c);
         if (r == CURLE_OK)
-                curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, ret_status);
+                st_curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, ret_status);
         else
-                snprintf(why, cap, "%s", curl_easy_strerror(r));
-        curl_slist_free_all(h);
-        curl_easy_cleanup(c);
+                snprintf(why, cap, "%s", st_curl_easy_strerror(r));
+        st_curl_slist_free_all(h);
+        st_curl_easy_cleanup(c);
         return r == CURLE_OK ? 0 : -1;
 }
 
@@ -114,8 +114,6 @@ int st_doctor(st_buf *out) {
                 st_buf_printf(out, "\n%s %s (%s)\n", st_kind_name((*f)->kind), (*f)->type, (*f)->description);
                 (*f)->doctor(out);
         }
-        curl_global_init(CURL_GLOBAL_DEFAULT);
         api_section(out);
-        curl_global_cleanup();
         return 0;
 }

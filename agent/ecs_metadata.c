@@ -1,6 +1,5 @@
 #include "ecs_metadata.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,21 +94,21 @@ int st_ecs_get(const char *base, const char *path, char **ret, size_t *ret_len, 
         char url[1024];
         struct st_curl_body got = { .limit = 8u << 20 };
         long status = 0;
-        CURL *h = curl_easy_init();
+        CURL *h = st_curl_easy_init();
         if (!h)
-                return -ENOMEM;
+                return st_curl_init_error();
         snprintf(url, sizeof(url), "%s%s", base, path);
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, TIMEOUT_MS);
+        st_curl_easy_setopt(h, CURLOPT_URL, url);
+        st_curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        st_curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, TIMEOUT_MS);
         st_curl_collect(h, &got);
         st_curl_abort_when(h, stop_flag);
-        CURLcode cr = curl_easy_perform(h);
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_cleanup(h);
+        CURLcode cr = st_curl_easy_perform(h);
+        st_curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        st_curl_easy_cleanup(h);
         if (cr != CURLE_OK || status != 200) {
                 if (cr != CURLE_OK)
-                        snprintf(err, errlen, "%s: %s", url, got.too_big ? "an answer larger than 8 MiB" : curl_easy_strerror(cr));
+                        snprintf(err, errlen, "%s: %s", url, got.too_big ? "an answer larger than 8 MiB" : st_curl_easy_strerror(cr));
                 else
                         snprintf(err, errlen, "%s: HTTP %ld", url, status);
                 st_buf_free(&got.b);

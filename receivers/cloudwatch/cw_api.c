@@ -1,6 +1,5 @@
 #include "cw_api.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,31 +98,31 @@ static int signed_post(struct cw_client *c, const char *url, const char *service
         for (size_t i = 1; i < nh; i++) { /* curl sends Host itself, from the URL */
                 st_buf_clear(&line);
                 st_buf_printf(&line, "%s: %s", h[i].name, h[i].value);
-                hl = curl_slist_append(hl, st_buf_cstr(&line));
+                hl = st_curl_slist_append(hl, st_buf_cstr(&line));
         }
         st_buf_clear(&line);
         st_buf_printf(&line, "Authorization: %s", st_buf_cstr(&authz));
-        hl = curl_slist_append(hl, st_buf_cstr(&line));
-        hl = curl_slist_append(hl, "Expect:");
-        CURL *ch = curl_easy_init();
+        hl = st_curl_slist_append(hl, st_buf_cstr(&line));
+        hl = st_curl_slist_append(hl, "Expect:");
+        CURL *ch = st_curl_easy_init();
         if (!ch) {
-                curl_slist_free_all(hl);
-                r = -ENOMEM;
+                st_curl_slist_free_all(hl);
+                r = st_curl_init_error();
                 goto out;
         }
-        curl_easy_setopt(ch, CURLOPT_URL, url);
-        curl_easy_setopt(ch, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(ch, CURLOPT_HTTPHEADER, hl);
-        curl_easy_setopt(ch, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(ch, CURLOPT_TIMEOUT_MS, TIMEOUT_MS);
+        st_curl_easy_setopt(ch, CURLOPT_URL, url);
+        st_curl_easy_setopt(ch, CURLOPT_POSTFIELDS, body);
+        st_curl_easy_setopt(ch, CURLOPT_HTTPHEADER, hl);
+        st_curl_easy_setopt(ch, CURLOPT_NOSIGNAL, 1L);
+        st_curl_easy_setopt(ch, CURLOPT_TIMEOUT_MS, TIMEOUT_MS);
         st_curl_collect(ch, ret_body);
         st_curl_abort_when(ch, c->stop);
-        CURLcode cc = curl_easy_perform(ch);
-        curl_easy_getinfo(ch, CURLINFO_RESPONSE_CODE, ret_status);
-        curl_easy_cleanup(ch);
-        curl_slist_free_all(hl);
+        CURLcode cc = st_curl_easy_perform(ch);
+        st_curl_easy_getinfo(ch, CURLINFO_RESPONSE_CODE, ret_status);
+        st_curl_easy_cleanup(ch);
+        st_curl_slist_free_all(hl);
         if (cc != CURLE_OK) {
-                snprintf(err, errlen, "%s: %s", url, ret_body->too_big ? "an answer larger than 64 MiB" : curl_easy_strerror(cc));
+                snprintf(err, errlen, "%s: %s", url, ret_body->too_big ? "an answer larger than 64 MiB" : st_curl_easy_strerror(cc));
                 r = -EIO;
         }
 out:

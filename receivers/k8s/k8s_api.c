@@ -1,6 +1,5 @@
 #include "k8s_api.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,53 +28,53 @@ static int read_token(const char *file, char *buf, size_t cap) {
 /* A handle for GET url with the connection's TLS and token. */
 static CURL *request(const struct k8s_conn *c, const char *url, struct curl_slist **hdrs, char *err, size_t errlen) {
         char token[8192], auth[8300];
-        CURL *h = curl_easy_init();
+        CURL *h = st_curl_easy_init();
         if (!h) {
-                snprintf(err, errlen, "cannot make a curl handle");
+                snprintf(err, errlen, "cannot make a curl handle: %s", strerror(-st_curl_init_error()));
                 return NULL;
         }
-        *hdrs = curl_slist_append(NULL, "Accept: application/json");
+        *hdrs = st_curl_slist_append(NULL, "Accept: application/json");
         if (c->token_file && *c->token_file) {
                 int r = read_token(c->token_file, token, sizeof(token));
                 if (r < 0) {
                         snprintf(err, errlen, "cannot read the token file %s: %s", c->token_file, strerror(-r));
-                        curl_slist_free_all(*hdrs);
-                        curl_easy_cleanup(h);
+                        st_curl_slist_free_all(*hdrs);
+                        st_curl_easy_cleanup(h);
                         return NULL;
                 }
                 snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-                *hdrs = curl_slist_append(*hdrs, auth);
+                *hdrs = st_curl_slist_append(*hdrs, auth);
                 explicit_bzero(token, sizeof(token));
                 explicit_bzero(auth, sizeof(auth));
         } else if (c->token && *c->token) {
                 snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->token);
-                *hdrs = curl_slist_append(*hdrs, auth);
+                *hdrs = st_curl_slist_append(*hdrs, auth);
                 explicit_bzero(auth, sizeof(auth));
         }
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdrs);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
-        curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
-        curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+        st_curl_easy_setopt(h, CURLOPT_URL, url);
+        st_curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdrs);
+        st_curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        st_curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
+        st_curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
+        st_curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
         if (c->ca_pem) {
                 struct curl_blob b = { .data = c->ca_pem, .len = strlen(c->ca_pem), .flags = CURL_BLOB_COPY };
-                curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
+                st_curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
         } else if (c->ca_file && *c->ca_file)
-                curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+                st_curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
         if (c->cert_pem) {
                 struct curl_blob b = { .data = c->cert_pem, .len = strlen(c->cert_pem), .flags = CURL_BLOB_COPY };
-                curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &b);
+                st_curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &b);
         } else if (c->cert_file)
-                curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
+                st_curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
         if (c->key_pem) {
                 struct curl_blob b = { .data = c->key_pem, .len = strlen(c->key_pem), .flags = CURL_BLOB_COPY };
-                curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &b);
+                st_curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &b);
         } else if (c->key_file)
-                curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
+                st_curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
         if (c->insecure) {
-                curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-                curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+                st_curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+                st_curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
         }
         st_curl_abort_when(h, c->stop);
         return h;
@@ -88,9 +87,9 @@ const char *k8s_kind_name(enum k8s_kind k) {
 /* "/api/v1/pods", "/api/v1/namespaces/NS/pods", "/api/v1/namespaces", "/api/v1/nodes" */
 static void kind_path(const struct k8s_conn *c, enum k8s_kind kind, CURL *h, char *buf, size_t cap) {
         if (kind == K8S_PODS && c->namespace_ && *c->namespace_) {
-                char *esc = curl_easy_escape(h, c->namespace_, 0);
+                char *esc = st_curl_easy_escape(h, c->namespace_, 0);
                 snprintf(buf, cap, "/api/v1/namespaces/%s/pods", esc ? esc : "");
-                curl_free(esc);
+                st_curl_free(esc);
         } else
                 snprintf(buf, cap, "/api/v1/%s", k8s_kind_name(kind));
 }
@@ -100,9 +99,9 @@ static void kind_path(const struct k8s_conn *c, enum k8s_kind kind, CURL *h, cha
 static void selector(const struct k8s_conn *c, enum k8s_kind kind, CURL *h, char *buf, size_t cap) {
         const char *field = kind == K8S_PODS ? "spec.nodeName" : kind == K8S_NODES ? "metadata.name" : NULL;
         if (field && c->node && *c->node) {
-                char *esc = curl_easy_escape(h, c->node, 0);
+                char *esc = st_curl_easy_escape(h, c->node, 0);
                 snprintf(buf, cap, "?fieldSelector=%s%%3D%s&", field, esc ? esc : "");
-                curl_free(esc);
+                st_curl_free(esc);
         } else
                 snprintf(buf, cap, "?");
 }
@@ -136,18 +135,18 @@ int k8s_list(const struct k8s_conn *c, enum k8s_kind kind, int (*fn)(void *ctx, 
                 char pp[512];
                 selector(c, kind, h, sel, sizeof(sel));
                 kind_path(c, kind, h, pp, sizeof(pp));
-                char *esc = cont ? curl_easy_escape(h, cont, 0) : NULL;
+                char *esc = cont ? st_curl_easy_escape(h, cont, 0) : NULL;
                 snprintf(url, sizeof(url), "%s%s%slimit=%lld%s%s", c->server, pp, sel, (long long) c->page_size,
                          esc ? "&continue=" : "", esc ? esc : "");
-                curl_free(esc);
-                curl_easy_setopt(h, CURLOPT_URL, url);
-                curl_easy_setopt(h, CURLOPT_TIMEOUT, LIST_TIMEOUT_S);
+                st_curl_free(esc);
+                st_curl_easy_setopt(h, CURLOPT_URL, url);
+                st_curl_easy_setopt(h, CURLOPT_TIMEOUT, LIST_TIMEOUT_S);
                 st_curl_collect(h, &body);
-                CURLcode cr = curl_easy_perform(h);
+                CURLcode cr = st_curl_easy_perform(h);
                 long code = 0;
-                curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-                curl_slist_free_all(hdrs);
-                curl_easy_cleanup(h);
+                st_curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+                st_curl_slist_free_all(hdrs);
+                st_curl_easy_cleanup(h);
                 json_object *list = NULL;
                 if (cr == CURLE_ABORTED_BY_CALLBACK)
                         r = -ECANCELED;
@@ -156,7 +155,7 @@ int k8s_list(const struct k8s_conn *c, enum k8s_kind kind, int (*fn)(void *ctx, 
                                  k8s_kind_name(kind), (unsigned long long) MAX_LIST_BYTES);
                         r = -EIO;
                 } else if (cr != CURLE_OK) {
-                        snprintf(err, errlen, "%s", curl_easy_strerror(cr));
+                        snprintf(err, errlen, "%s", st_curl_easy_strerror(cr));
                         r = -EIO;
                 } else if (code == 410 && cont) {
                         /* the continue token expired: the list starts over */
@@ -278,7 +277,7 @@ static size_t on_stream(char *p, size_t size, size_t n, void *ud) {
         struct watch *w = ud;
         size_t len = size * n;
         if (!w->code)
-                curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, &w->code);
+                st_curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, &w->code);
         if (w->code != 200) {
                 /* an error body (Status): keep it for the message */
                 if (w->line.len + len <= 65536)
@@ -320,22 +319,22 @@ enum k8s_watch_end k8s_watch(const struct k8s_conn *c, enum k8s_kind kind, char 
         char pp[512];
         selector(c, kind, h, sel, sizeof(sel));
         kind_path(c, kind, h, pp, sizeof(pp));
-        char *esc = curl_easy_escape(h, *rv ? *rv : "", 0);
+        char *esc = st_curl_easy_escape(h, *rv ? *rv : "", 0);
         snprintf(url, sizeof(url), "%s%s%swatch=1&allowWatchBookmarks=true&resourceVersion=%s&timeoutSeconds=%lld",
                  c->server, pp, sel, esc ? esc : "", (long long) c->watch_timeout_s);
-        curl_free(esc);
-        curl_easy_setopt(h, CURLOPT_URL, url);
+        st_curl_free(esc);
+        st_curl_easy_setopt(h, CURLOPT_URL, url);
         /* the server ends the stream after timeoutSeconds; a dead connection is noticed by TCP
          * keepalive rather than by an overall timeout */
-        curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-        curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 30L);
-        curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 10L);
-        curl_easy_setopt(h, CURLOPT_TIMEOUT, (long) c->watch_timeout_s + 60L);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_stream);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &w);
-        CURLcode cr = curl_easy_perform(h);
+        st_curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+        st_curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 30L);
+        st_curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 10L);
+        st_curl_easy_setopt(h, CURLOPT_TIMEOUT, (long) c->watch_timeout_s + 60L);
+        st_curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_stream);
+        st_curl_easy_setopt(h, CURLOPT_WRITEDATA, &w);
+        CURLcode cr = st_curl_easy_perform(h);
         long code = 0;
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+        st_curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
         enum k8s_watch_end end;
         if (w.ended)
                 end = w.end;
@@ -344,7 +343,7 @@ enum k8s_watch_end k8s_watch(const struct k8s_conn *c, enum k8s_kind kind, char 
         else if (code == 410)
                 end = K8S_WATCH_GONE;
         else if (cr != CURLE_OK) {
-                snprintf(err, errlen, "%s", curl_easy_strerror(cr));
+                snprintf(err, errlen, "%s", st_curl_easy_strerror(cr));
                 end = K8S_WATCH_FAILED;
         } else if (code != 200) {
                 status_message(w.line.data, w.line.len, code, err, errlen);
@@ -352,7 +351,7 @@ enum k8s_watch_end k8s_watch(const struct k8s_conn *c, enum k8s_kind kind, char 
         } else
                 end = K8S_WATCH_TIMEOUT;
         st_buf_free(&w.line);
-        curl_slist_free_all(hdrs);
-        curl_easy_cleanup(h);
+        st_curl_slist_free_all(hdrs);
+        st_curl_easy_cleanup(h);
         return end;
 }
