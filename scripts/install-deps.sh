@@ -12,7 +12,7 @@ PACKAGES=(
   protobuf-c-compiler libprotobuf-c-dev   # OTLP messages
   libgrpc-dev                             # OTLP/gRPC server and client (gRPC C core)
   libmicrohttpd-dev                       # OTLP/HTTP receiver, /metrics, /healthz
-  libcurl4-openssl-dev                    # HTTP clients: the k8s receiver (AWS receivers later)
+  libcurl4-openssl-dev                    # HTTP clients (k8s, ECS, CloudWatch, AWS): loaded at run time
   openssl                                 # tests: a CA and certificates for the fake Kubernetes API
   libyaml-dev libjson-c-dev zlib1g-dev libssl-dev
   libcmocka-dev                           # unit tests
