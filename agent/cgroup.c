@@ -89,7 +89,14 @@ int st_cgroup2_path_of_id(const char *mount, uint64_t id, char *buf, size_t cap)
         size_t ml = strlen(mount);
         while (ml > 1 && mount[ml - 1] == '/')
                 ml--;
-        const char *rel = strncmp(full, mount, ml) == 0 ? full + ml : full;
+        /* A cgroup outside the mount's root (strata in a cgroup namespace of its own) reads
+         * back as "/" or another path not under the mount: its path cannot be known here. */
+        const char *rel = full;
+        if (ml > 1) {
+                if (strncmp(full, mount, ml) != 0 || (full[ml] != '\0' && full[ml] != '/'))
+                        return -EXDEV;
+                rel = full + ml;
+        }
         if (!*rel)
                 rel = "/";
         if (strlen(rel) >= cap)

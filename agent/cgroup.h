@@ -18,5 +18,6 @@ uint64_t st_cgroup2_id(const char *mount, const char *path);
 
 /* The path ("/kubepods.slice/…", relative to mount) of the v2 cgroup with this id, through a
  * kernfs file handle: works after every process of the cgroup is gone, needs
- * CAP_DAC_READ_SEARCH. -ESTALE when no such cgroup exists (any more). */
+ * CAP_DAC_READ_SEARCH. -ESTALE when no such cgroup exists (any more); -EXDEV when it is not
+ * under the mount's root (strata in a cgroup namespace of its own sees only its subtree). */
 int st_cgroup2_path_of_id(const char *mount, uint64_t id, char *buf, size_t cap);

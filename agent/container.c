@@ -234,6 +234,7 @@ static void mount_init(void) {
         ssize_t n = fd < 0 ? -1 : read(fd, text, sizeof(text) - 1);
         if (fd >= 0)
                 close(fd);
+        text[n > 0 ? n : 0] = '\0';
         v1_mounted = n <= 0;
         for (ssize_t i = 0; i < n && !v1_mounted; i++)
                 if ((i == 0 || text[i - 1] == '\n') && strncmp(text + i, "0::", 3) != 0)

@@ -205,7 +205,7 @@ static enum otlprecv_outcome handle_export(struct slot *sl, char *msg, size_t ms
         r = otlprecv_decode_parts(s, parts, n, &b, msg, msglen);
         grpc_slice_unref(merged);
         grpc_byte_buffer_reader_destroy(&rd);
-        /* protobuf-c copied what it needs into the batch's arena. */
+        /* the batch holds its own copy of the bytes */
         grpc_byte_buffer_destroy(sl->payload);
         sl->payload = NULL;
         if (r == -EBADMSG)

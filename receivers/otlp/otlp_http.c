@@ -19,6 +19,7 @@
  * reads the answer instead of a reset. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -58,7 +59,7 @@ struct otlprecv_http {
         struct MHD_Daemon *d;
         const char *paths[ST_SIGNAL_COUNT];
         size_t limit;
-        int listen_fd; /* ours until MHD_start_daemon() takes it */
+        int listen_fd; /* ours until MHD_start_daemon() has its duplicate */
         int port;
         bool port_watched; /* announced to the connection owner source (peer.h) */
         char *unix_path;
@@ -454,20 +455,29 @@ int otlprecv_http_start(struct otlprecv *r, const struct otlprecv_http_config *c
         threads = ncpu < 1 ? 1 : ncpu > MAX_THREADS ? MAX_THREADS : (unsigned) ncpu;
         flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
                 (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_AUTO);
+        /* MHD gets a duplicate: it closes what it is given, also when it fails to start, and
+         * we close ours in every case, so that no descriptor is closed twice */
+        int mhd_fd = fcntl(h->listen_fd, F_DUPFD_CLOEXEC, 0);
+        if (mhd_fd < 0) {
+                ret2 = -errno;
+                st_error(h->log, "cannot start the HTTP server on %s: %s", c->endpoint, strerror(-ret2));
+                goto fail;
+        }
         h->d = MHD_start_daemon(flags, 0, on_accept, h, on_request, h,
                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-                                MHD_OPTION_LISTEN_SOCKET, (MHD_socket) h->listen_fd,
+                                MHD_OPTION_LISTEN_SOCKET, (MHD_socket) mhd_fd,
                                 MHD_OPTION_THREAD_POOL_SIZE, threads,
                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                                 MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY,
                                 MHD_OPTION_END);
+        close(h->listen_fd);
+        h->listen_fd = -1;
         if (!h->d) {
                 st_error(h->log, "cannot start the HTTP server on %s", c->endpoint);
                 ret2 = -EIO;
                 goto fail;
         }
-        h->listen_fd = -1; /* MHD's now */
         if (h->port && r->cfg->attribute_senders) {
                 st_conn_owner_watch_port((uint16_t) h->port, true);
                 h->port_watched = true;

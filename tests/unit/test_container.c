@@ -141,6 +141,12 @@ static void test_resolve_caches_none(void **state) {
         if (!id || st_cgroup2_path_of_id(mount, id, rel, sizeof(rel)) < 0 || st_container_from_path(rel, &c) == 0)
                 skip(); /* no privilege to open by id, or we are in a container */
 
+        /* a cgroup that reads back outside the mount (as in a cgroup namespace of our own,
+         * where it reads back as "/"): no path, rather than a wrong one that would be cached */
+        char other[1100];
+        snprintf(other, sizeof(other), "/proc/self/root%s", mount);
+        assert_int_equal(st_cgroup2_path_of_id(other, id, rel, sizeof(rel)), -EXDEV);
+
         char dir[] = "/tmp/strata-container-XXXXXX", path[256];
         assert_non_null(mkdtemp(dir));
         snprintf(path, sizeof(path), "%s/42", dir);
