@@ -95,7 +95,7 @@ static int http(const char *method, const char *url, const char *const *headers,
         CURL *h = st_curl_easy_init();
         struct curl_slist *hl = NULL;
         if (!h)
-                return st_curl_init_error();
+                return st_curl_init_error(err, errlen);
         for (size_t i = 0; headers && headers[i]; i++)
                 hl = st_curl_slist_append(hl, headers[i]);
         st_curl_easy_setopt(h, CURLOPT_URL, url);

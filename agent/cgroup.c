@@ -92,6 +92,8 @@ int st_cgroup2_path_of_id(const char *mount, uint64_t id, char *buf, size_t cap)
         /* A cgroup outside the mount's root (strata in a cgroup namespace of its own) reads
          * back as "/" or another path not under the mount: its path cannot be known here. */
         const char *rel = full;
+        if (ml == 1 && strcmp(full, "/") == 0)
+                return -EXDEV; /* the root, or a cgroup outside our namespace: cannot tell */
         if (ml > 1) {
                 if (strncmp(full, mount, ml) != 0 || (full[ml] != '\0' && full[ml] != '/'))
                         return -EXDEV;

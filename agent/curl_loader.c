@@ -3,15 +3,16 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "log.h"
 
-/* The soname of Debian's libcurl4 and libcurl3-gnutls alike is libcurl.so.4 (the latter as
- * libcurl-gnutls.so.4): the first one found is used. */
-static const char *const SONAMES[] = { "libcurl.so.4", "libcurl-gnutls.so.4" };
+/* libcurl4 (OpenSSL). Not libcurl-gnutls.so.4: it refuses CURLOPT_CAINFO_BLOB, which the k8s
+ * receiver needs for a kubeconfig's inline CA. */
+static const char *const SONAMES[] = { "libcurl.so.4" };
 
 CURLcode (*st_curl_sym_easy_setopt)(CURL *, CURLoption, ...);
 CURLcode (*st_curl_sym_easy_getinfo)(CURL *, CURLINFO, ...);
@@ -39,7 +40,7 @@ static int loaded = -ELIBACC;
         } while (0)
 
 static void load(void) {
-        const char *so = NULL, *test = getenv("STRATA_TEST_CURL_SONAME"); /* tests: one that is not there */
+        const char *so = NULL, *test = secure_getenv("STRATA_TEST_CURL_SONAME"); /* tests: one that is not there */
         size_t n = test ? 1 : sizeof(SONAMES) / sizeof(SONAMES[0]);
         char why[256] = "";
         void *h = NULL;
@@ -87,8 +88,12 @@ CURL *st_curl_easy_init(void) {
         return st_curl_load() < 0 ? NULL : sym_easy_init();
 }
 
-int st_curl_init_error(void) {
-        return st_curl_load() < 0 ? -ELIBACC : -ENOMEM;
+int st_curl_init_error(char *err, size_t errlen) {
+        bool missing = st_curl_load() < 0;
+        if (err && errlen)
+                snprintf(err, errlen, "%s", missing ? "libcurl cannot be loaded (see the error logged at its first use)"
+                                                    : "cannot make a curl handle: out of memory");
+        return missing ? -ELIBACC : -ENOMEM;
 }
 
 void st_curl_easy_cleanup(CURL *h) {

@@ -12,6 +12,7 @@
  * A host without libcurl.so.4 gets NULL from st_curl_easy_init() (st_curl_init_error():
  * -ELIBACC) and a one-time error that says why; the rest of the agent runs. */
 #pragma once
+#include <stddef.h>
 #include <curl/curl.h>
 
 /* Loads libcurl once (thread-safe): 0, or -ELIBACC when it cannot be loaded. */
@@ -19,8 +20,8 @@ int st_curl_load(void);
 
 CURL *st_curl_easy_init(void);
 /* Why st_curl_easy_init() returned NULL: -ELIBACC (libcurl cannot be loaded; the reason was
- * logged once) or -ENOMEM. */
-int st_curl_init_error(void);
+ * logged once) or -ENOMEM, also said in err. */
+int st_curl_init_error(char *err, size_t errlen);
 void st_curl_easy_cleanup(CURL *h);
 struct curl_slist *st_curl_slist_append(struct curl_slist *list, const char *s);
 void st_curl_slist_free_all(struct curl_slist *list);

@@ -28,7 +28,7 @@ static size_t discard(char *p, size_t size, size_t n, void *ud) { return size * 
 static int probe(const char *method, const char *url, const char *header, long *ret_status, char *why, size_t cap) {
         CURL *c = st_curl_easy_init();
         if (!c) {
-                snprintf(why, cap, "%s", strerror(-st_curl_init_error()));
+                st_curl_init_error(why, cap);
                 return -1;
         }
         struct curl_slist *h = header ? st_curl_slist_append(NULL, header) : NULL;

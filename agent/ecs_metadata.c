@@ -96,7 +96,7 @@ int st_ecs_get(const char *base, const char *path, char **ret, size_t *ret_len, 
         long status = 0;
         CURL *h = st_curl_easy_init();
         if (!h)
-                return st_curl_init_error();
+                return st_curl_init_error(err, errlen);
         snprintf(url, sizeof(url), "%s%s", base, path);
         st_curl_easy_setopt(h, CURLOPT_URL, url);
         st_curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);

@@ -15,6 +15,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Tunables, set by the loader between open and load. */
 const volatile __u64 wakeup_bytes = 0;   /* wake the reader only when this much is pending (0: every event) */
+const volatile __u64 wakeup_check_bytes = 0; /* look at what is pending after this many bytes of a CPU (0: each record) */
 const volatile bool filter_uid_on = false;
 const volatile __u32 filter_uid = 0;
 const volatile bool filter_comm_on = false;   /* only comms in `comm_filter` */
@@ -68,24 +69,28 @@ static __always_inline bool st_wanted(void) {
 
 /* Batched wake-ups: the reader is woken when wakeup_bytes are pending, and otherwise finds the
  * records at its next flush (its epoll timeout), so a storm of events is not a storm of
- * wake-ups. The pending bytes are looked at on every 16th record of a CPU only: the query is a
- * helper call, about 70 ns of a 600 ns fork record on our VMs, and 16 records are a few KiB
- * against a 64 KiB threshold. The counters are per CPU, a cache line each, so that CPUs do not
- * share them. */
-#define ST_WAKE_CHECK_EVERY 16
+ * wake-ups. The pending bytes are looked at once a CPU has written wakeup_check_bytes since
+ * it last looked, not on every record: the query is a helper call, about 70 ns of a 600 ns
+ * fork record on our VMs. The loader sizes the step so that what can go unlooked-at on all
+ * CPUs and objects together stays a small part of the ring. Counters are per CPU, a cache line
+ * each, so that CPUs do not share them (and per object: .bss is not shared). */
 #define ST_MAX_CPUS 1024
 struct st_cpu_count {
-        __u32 n;
-        __u8 pad[60];
+        __u64 bytes;
+        __u8 pad[56];
 };
 static struct st_cpu_count st_rb_count[ST_MAX_CPUS];
 
-static __always_inline __u64 st_rb_flags(void) {
+static __always_inline __u64 st_rb_flags(__u64 size) {
         if (!wakeup_bytes)
                 return 0;
-        __u32 cpu = bpf_get_smp_processor_id() & (ST_MAX_CPUS - 1);
-        if (++st_rb_count[cpu].n % ST_WAKE_CHECK_EVERY)
-                return BPF_RB_NO_WAKEUP;
+        if (wakeup_check_bytes) {
+                struct st_cpu_count *c = &st_rb_count[bpf_get_smp_processor_id() & (ST_MAX_CPUS - 1)];
+                c->bytes += size;
+                if (c->bytes < wakeup_check_bytes)
+                        return BPF_RB_NO_WAKEUP;
+                c->bytes = 0;
+        }
         return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
                                                                               : BPF_RB_NO_WAKEUP;
 }
@@ -103,7 +108,7 @@ static __always_inline void st_count_loss(__u64 now) {
 
 /* Writes a record into the ring buffer, or counts it as lost. */
 static __always_inline void st_emit(void *rec, __u64 size, __u64 now) {
-        if (bpf_ringbuf_output(&events, rec, size, st_rb_flags()) < 0)
+        if (bpf_ringbuf_output(&events, rec, size, st_rb_flags(size)) < 0)
                 st_count_loss(now);
 }
 

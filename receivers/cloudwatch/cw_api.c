@@ -107,7 +107,7 @@ static int signed_post(struct cw_client *c, const char *url, const char *service
         CURL *ch = st_curl_easy_init();
         if (!ch) {
                 st_curl_slist_free_all(hl);
-                r = st_curl_init_error();
+                r = st_curl_init_error(err, errlen);
                 goto out;
         }
         st_curl_easy_setopt(ch, CURLOPT_URL, url);

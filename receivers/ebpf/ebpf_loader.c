@@ -50,9 +50,19 @@ struct object_ops {
 };
 
 /* The tunables every object has (bpf/common.bpf.h), and each skeleton's adapters. */
+/* How many bytes a CPU writes between two looks at the ring's pending bytes (bpf/common.bpf.h):
+ * a sixteenth of the wake-up threshold, and small enough that every CPU of every object
+ * holding that much unlooked-at adds up to at most an eighth of the ring. 0: look every time. */
+static uint64_t wakeup_check_bytes(const struct kprobes_opts *o) {
+        int ncpus = libbpf_num_possible_cpus();
+        uint64_t step = o->wakeup_bytes / 16, cap = o->ring_bytes / 8 / ((uint64_t) (ncpus > 0 ? ncpus : 1) * 4);
+        return step < cap ? step : cap;
+}
+
 #define COMMON_RODATA(k, o)                                                           \
         do {                                                                          \
                 (k)->rodata->wakeup_bytes = (o)->wakeup_bytes;                        \
+                (k)->rodata->wakeup_check_bytes = wakeup_check_bytes(o);              \
                 (k)->rodata->filter_uid_on = (o)->uid >= 0;                           \
                 (k)->rodata->filter_uid = (o)->uid >= 0 ? (__u32) (o)->uid : 0;       \
                 (k)->rodata->filter_comm_on = (o)->comms && (o)->comms[0];            \

@@ -30,7 +30,7 @@ static CURL *request(const struct k8s_conn *c, const char *url, struct curl_slis
         char token[8192], auth[8300];
         CURL *h = st_curl_easy_init();
         if (!h) {
-                snprintf(err, errlen, "cannot make a curl handle: %s", strerror(-st_curl_init_error()));
+                st_curl_init_error(err, errlen);
                 return NULL;
         }
         *hdrs = st_curl_slist_append(NULL, "Accept: application/json");

@@ -455,8 +455,9 @@ int otlprecv_http_start(struct otlprecv *r, const struct otlprecv_http_config *c
         threads = ncpu < 1 ? 1 : ncpu > MAX_THREADS ? MAX_THREADS : (unsigned) ncpu;
         flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
                 (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_AUTO);
-        /* MHD gets a duplicate: it closes what it is given, also when it fails to start, and
-         * we close ours in every case, so that no descriptor is closed twice */
+        /* MHD gets a duplicate: it closes what it is given, also when it fails to start late
+         * (not on a bad option, which our fixed options cannot be: then the duplicate would
+         * leak), and we close ours in every case, so that no descriptor is closed twice */
         int mhd_fd = fcntl(h->listen_fd, F_DUPFD_CLOEXEC, 0);
         if (mhd_fd < 0) {
                 ret2 = -errno;

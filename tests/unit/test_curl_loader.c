@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "curl_loader.h"
+#include "ecs_metadata.h"
 #include "log.h"
 
 /* Runs fn in a child; its exit status is what it returns (0: pass). */
@@ -54,8 +55,17 @@ static int loads(void) {
 
 static int missing(void) {
         setenv("STRATA_TEST_CURL_SONAME", "libcurl-that-is-not-there.so.4", 1);
-        if (st_curl_load() != -ELIBACC || st_curl_easy_init() != NULL || st_curl_init_error() != -ELIBACC)
+        char err[256] = "";
+        if (st_curl_load() != -ELIBACC || st_curl_easy_init() != NULL || st_curl_init_error(err, sizeof(err)) != -ELIBACC ||
+            !strstr(err, "libcurl cannot be loaded"))
                 return 1;
+        /* a client says so in its own error, and returns instead of crashing */
+        char *body = NULL;
+        size_t len = 0;
+        memset(err, 0, sizeof(err));
+        if (st_ecs_get("http://127.0.0.1:9", "/task", &body, &len, err, sizeof(err)) != -ELIBACC ||
+            !strstr(err, "libcurl cannot be loaded") || body)
+                return 4;
         if (st_curl_slist_append(NULL, "X: y") != NULL)
                 return 2;
         /* the NULL-safe ones do nothing, the strerror says why */
