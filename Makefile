@@ -39,7 +39,7 @@ bench-kernel: build
 
 # Coverage-guided fuzzing (clang + libFuzzer, ASan+UBSan): every target 20 s on its seed corpus.
 fuzz:
-	CC=clang cmake -S . -B build-fuzz -DSTRATA_FUZZ=ON -DSTRATA_TESTS=OFF >/dev/null
+	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DSTRATA_FUZZ=ON -DSTRATA_TESTS=OFF >/dev/null
 	cmake --build build-fuzz -j $(JOBS) --target fuzz_all
 	./tests/fuzz/run.sh build-fuzz 20
 

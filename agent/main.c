@@ -10,6 +10,7 @@
 #include <grpc/grpc.h>
 #include <grpc/support/log.h>
 
+#include "absl_mutex.h"
 #include "grpc_glue.h"
 
 #include "clock.h"
@@ -123,6 +124,7 @@ static int cmd_run(const char *config) {
         st_buf_free(&desc);
 
         st_grpc_route_logs(); /* gRPC core would print to stderr on its own */
+        st_absl_mutex_setup();
         gpr_set_log_verbosity(tel->log_level == ST_LOG_DEBUG ? GPR_LOG_SEVERITY_DEBUG : GPR_LOG_SEVERITY_ERROR);
         grpc_init();
         if (tel->metrics_address && *tel->metrics_address) {
