@@ -52,8 +52,15 @@ function runChild(tag) {
 async function main() {
   // a gRPC channel does not keep the event loop alive: nor would an export still underway
   const keepalive = setInterval(() => {}, 1000);
-  // let the channel connect first, so that the span start is not queued behind it
-  await new Promise((r) => setTimeout(r, 200));
+  // let the channel connect first, so that the span start is not queued behind it; and give
+  // strata's clock alignment samples to work with, as a running application does: it takes
+  // the smallest delay it sees per connection, and four records received while its reader
+  // waited for a busy CPU would all look late (docs/context-channel.md, "Clocks")
+  await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 20; i++) {
+    tracer.startSpan('warm-up').end();
+    await new Promise((r) => setTimeout(r, 5));
+  }
   const out = await tracer.startActiveSpan('outer', async (outer) => {
     const r = await tracer.startActiveSpan('work', async (span) => {
       const childPid = await runChild(process.env.CHILD_TAG || 'strata-e2e');
