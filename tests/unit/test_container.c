@@ -102,35 +102,46 @@ static void test_table(void **state) {
         }
 }
 
-/* A /proc copy: the file is read from proc_root/PID/cgroup. */
-static void test_of_pid(void **state) {
-        (void) state;
-        char dir[] = "/tmp/strata-container-XXXXXX", path[256];
+/* A /proc copy in dir (a mkdtemp template) with one process, 42, whose cgroup file is text. */
+static void fake_proc(char *dir, const char *text) {
+        char path[256];
         assert_non_null(mkdtemp(dir));
         snprintf(path, sizeof(path), "%s/42", dir);
         assert_int_equal(mkdir(path, 0755), 0);
         snprintf(path, sizeof(path), "%s/42/cgroup", dir);
         FILE *f = fopen(path, "w");
         assert_non_null(f);
-        fputs("0::/system.slice/docker-" ID ".scope\n", f);
+        fputs(text, f);
         fclose(f);
+}
 
-        struct st_container_ref c;
-        assert_int_equal(st_container_of_pid(dir, 42, &c), 0);
-        assert_string_equal(c.id, ID);
-        assert_int_equal(st_container_of_pid(dir, 43, &c), -ESRCH);
-
+static void fake_proc_remove(const char *dir) {
+        char path[256];
+        snprintf(path, sizeof(path), "%s/42/cgroup", dir);
         unlink(path);
         snprintf(path, sizeof(path), "%s/42", dir);
         rmdir(path);
         rmdir(dir);
 }
 
-/* resolve() by the id of a cgroup that names no container (ours: the tests run on a host or
- * in a container runtime's cgroup, either way a real one), with a /proc copy whose file has a
- * v1 docker line: the id's answer ("none") is cached, and then either answers alone (v2-only
- * host) or still lets the v1 line speak (hybrid host), on the first call and every next one. */
-static void test_resolve_caches_none(void **state) {
+/* A /proc copy: the file is read from proc_root/PID/cgroup. */
+static void test_of_pid(void **state) {
+        (void) state;
+        char dir[] = "/tmp/strata-container-XXXXXX";
+        fake_proc(dir, "0::/system.slice/docker-" ID ".scope\n");
+
+        struct st_container_ref c;
+        assert_int_equal(st_container_of_pid(dir, 42, &c), 0);
+        assert_string_equal(c.id, ID);
+        assert_int_equal(st_container_of_pid(dir, 43, &c), -ESRCH);
+        fake_proc_remove(dir);
+}
+
+/* resolve() by the id of a cgroup that names no container (ours, when the tests run outside
+ * containers), with a /proc copy whose file has a v1 docker line: "none" alone on a v2-only
+ * host, the v1 line's container on a hybrid one, the same on the first call and on the next
+ * ones, which the cache answers (the cache itself is not observable from here). */
+static void test_resolve_without_container_by_id(void **state) {
         (void) state;
         char mount[1024], self[4096], rel[4096];
         if (st_cgroup2_mount("/proc/self/mounts", mount, sizeof(mount)) < 0 ||
@@ -147,18 +158,11 @@ static void test_resolve_caches_none(void **state) {
         snprintf(other, sizeof(other), "/proc/self/root%s", mount);
         assert_int_equal(st_cgroup2_path_of_id(other, id, rel, sizeof(rel)), -EXDEV);
 
-        char dir[] = "/tmp/strata-container-XXXXXX", path[256];
-        assert_non_null(mkdtemp(dir));
-        snprintf(path, sizeof(path), "%s/42", dir);
-        assert_int_equal(mkdir(path, 0755), 0);
-        snprintf(path, sizeof(path), "%s/42/cgroup", dir);
-        FILE *f = fopen(path, "w");
-        assert_non_null(f);
-        fputs("0::/\n4:pids:/docker/" ID "\n", f);
-        fclose(f);
+        char dir[] = "/tmp/strata-container-XXXXXX";
+        fake_proc(dir, "0::/\n4:pids:/docker/" ID "\n");
 
         char text[4096];
-        f = fopen("/proc/self/cgroup", "r");
+        FILE *f = fopen("/proc/self/cgroup", "r");
         assert_non_null(f);
         size_t n = fread(text, 1, sizeof(text) - 1, f);
         fclose(f);
@@ -173,17 +177,14 @@ static void test_resolve_caches_none(void **state) {
                 } else
                         assert_int_equal(r, -ENOENT);
         }
-        unlink(path);
-        snprintf(path, sizeof(path), "%s/42", dir);
-        rmdir(path);
-        rmdir(dir);
+        fake_proc_remove(dir);
 }
 
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_table),
                 cmocka_unit_test(test_of_pid),
-                cmocka_unit_test(test_resolve_caches_none),
+                cmocka_unit_test(test_resolve_without_container_by_id),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
