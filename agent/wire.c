@@ -112,8 +112,24 @@ struct field_plan {
         const struct msg_plan *sub;
 };
 
+/* What the check does with a field, decided by its tag (number and wire type) alone. */
+enum field_op {
+        OP_BAD = 0,        /* the wire type does not fit the field, or field number 0 */
+        OP_VARINT,
+        OP_FIXED32,
+        OP_FIXED64,
+        OP_SKIP,           /* length-delimited, not looked into: string, bytes, unknown field */
+        OP_MESSAGE,
+        OP_PACKED_VARINT,  /* length-delimited: must hold whole varints */
+        OP_PACKED_FIXED32, /* ... a multiple of 4 bytes */
+        OP_PACKED_FIXED64, /* ... a multiple of 8 bytes */
+};
+
+#define ONE_BYTE_TAGS 128 /* tags of field numbers 1..15: all but a few of OTLP's */
+
 struct msg_plan {
         const ProtobufCMessageDescriptor *desc;
+        uint8_t op[ONE_BYTE_TAGS]; /* enum field_op, by one-byte tag */
         struct field_plan direct[PLAN_DIRECT];
         struct field_plan *by_index; /* all fields, in desc->fields order, for numbers >= PLAN_DIRECT */
         struct msg_plan *next;
@@ -175,6 +191,36 @@ static int plan_collect(const ProtobufCMessageDescriptor *desc, struct msg_plan 
         return 0;
 }
 
+static enum field_op op_for(const struct field_plan *fp, unsigned wt) {
+        enum field_kind kind = fp ? (enum field_kind) fp->kind : FK_UNKNOWN;
+        bool repeated = fp && fp->repeated;
+        switch (wt) {
+        case WT_VARINT:
+                return kind == FK_VARINT || kind == FK_UNKNOWN ? OP_VARINT : OP_BAD;
+        case WT_FIXED32:
+                return kind == FK_FIXED32 || kind == FK_UNKNOWN ? OP_FIXED32 : OP_BAD;
+        case WT_FIXED64:
+                return kind == FK_FIXED64 || kind == FK_UNKNOWN ? OP_FIXED64 : OP_BAD;
+        case WT_LEN:
+                switch (kind) {
+                case FK_UNKNOWN: /* unknown fields are kept by protobuf-c, skipped by us */
+                case FK_BYTES:
+                        return OP_SKIP;
+                case FK_MESSAGE:
+                        return OP_MESSAGE;
+                case FK_VARINT:
+                        return repeated ? OP_PACKED_VARINT : OP_BAD;
+                case FK_FIXED32:
+                        return repeated ? OP_PACKED_FIXED32 : OP_BAD;
+                case FK_FIXED64:
+                        return repeated ? OP_PACKED_FIXED64 : OP_BAD;
+                }
+                return OP_BAD;
+        default:
+                return OP_BAD; /* groups and reserved wire types: protobuf-c refuses them too */
+        }
+}
+
 static void plan_link(struct msg_plan *building, struct msg_plan *published) {
         for (struct msg_plan *m = building; m; m = m->next) {
                 for (unsigned i = 0; i < m->desc->n_fields; i++) {
@@ -188,6 +234,8 @@ static void plan_link(struct msg_plan *building, struct msg_plan *published) {
                         if (fd->id < PLAN_DIRECT)
                                 m->direct[fd->id] = *fp;
                 }
+                for (unsigned t = 0; t < ONE_BYTE_TAGS; t++)
+                        m->op[t] = (uint8_t) (t >> 3 ? op_for(&m->direct[t >> 3], t & 7) : OP_BAD);
         }
 }
 
@@ -244,79 +292,102 @@ static inline bool read_header(const uint8_t **p, const uint8_t *end, uint64_t m
         return read_varint(p, end, HEADER_VARINT_MAX, ret) && *ret <= max;
 }
 
-/* Decides what next_field() and the plan decide, in one pass over each field: the header is
- * parsed in place and the field's kind checked against its wire type; this loop is most of
- * what the pass-through path costs per span. *merges is set when a singular message field
- * appears twice: see st_wire_check(). */
-static bool check_message(const struct msg_plan *m, const uint8_t *p, size_t len, int depth, bool *merges) {
+/* Decides what next_field() and the plan decide, in one pass over the whole tree: this loop
+ * is most of what the pass-through path costs per span. A one-byte tag is looked up in the
+ * message's op table, which has the field's kind and the wire type already matched; nested
+ * messages go on an explicit stack rather than the C stack, since most of OTLP's are a few
+ * bytes (an attribute is a KeyValue holding an AnyValue holding one field). *merges is set
+ * when a singular message field appears twice: see st_wire_check(). */
+static bool check_tree(const struct msg_plan *m, const uint8_t *p, size_t len, bool *merges) {
+        struct frame {
+                const struct msg_plan *m;
+                const uint8_t *end;
+                uint64_t seen;
+        } stack[ST_WIRE_MAX_DEPTH];
+        unsigned depth = 0;
         const uint8_t *end = p + len;
         uint64_t seen = 0; /* singular message fields met, by index in the descriptor's fields */
 
-        if (depth > ST_WIRE_MAX_DEPTH)
-                return false;
-        while (p < end) {
-                uint64_t tag, n;
-                if (!read_header(&p, end, UINT32_MAX, &tag) || tag >> 3 == 0)
-                        return false;
-                uint32_t num = (uint32_t) (tag >> 3);
-                const struct field_plan *fp = plan_field(m, num);
-                enum field_kind kind = fp ? (enum field_kind) fp->kind : FK_UNKNOWN;
-                switch (tag & 7) {
-                case WT_VARINT:
-                        if (!skip_varint(&p, end) || (kind != FK_VARINT && kind != FK_UNKNOWN))
+        for (;;) {
+                while (p < end) {
+                        const struct field_plan *fp;
+                        enum field_op op;
+                        if (*p < ONE_BYTE_TAGS) {
+                                op = (enum field_op) m->op[*p];
+                                fp = &m->direct[*p >> 3];
+                                p++;
+                        } else {
+                                uint64_t tag;
+                                if (!read_varint(&p, end, HEADER_VARINT_MAX, &tag) || tag > UINT32_MAX || tag >> 3 == 0)
+                                        return false;
+                                fp = plan_field(m, (uint32_t) (tag >> 3));
+                                op = op_for(fp, (unsigned) (tag & 7));
+                        }
+                        switch (op) {
+                        case OP_BAD:
                                 return false;
-                        continue;
-                case WT_FIXED64:
-                case WT_FIXED32: {
-                        size_t fs = (tag & 7) == WT_FIXED64 ? 8 : 4;
-                        if ((size_t) (end - p) < fs)
-                                return false;
-                        p += fs;
-                        if (kind != FK_UNKNOWN && kind != (fs == 8 ? FK_FIXED64 : FK_FIXED32))
-                                return false;
-                        continue;
-                }
-                case WT_LEN:
-                        /* protobuf-c refuses lengths above INT_MAX too */
+                        case OP_VARINT:
+                                if (!skip_varint(&p, end))
+                                        return false;
+                                continue;
+                        case OP_FIXED32:
+                        case OP_FIXED64: {
+                                size_t fs = op == OP_FIXED64 ? 8 : 4;
+                                if ((size_t) (end - p) < fs)
+                                        return false;
+                                p += fs;
+                                continue;
+                        }
+                        default:
+                                break;
+                        }
+                        /* length-delimited; protobuf-c refuses lengths above INT_MAX too */
+                        uint64_t n;
                         if (p >= end || !read_header(&p, end, INT_MAX, &n) || n > (uint64_t) (end - p))
                                 return false;
-                        break;
-                default:
-                        return false; /* groups and reserved wire types: protobuf-c refuses them too */
-                }
-                const uint8_t *payload = p;
-                p += n;
-                switch (kind) {
-                case FK_UNKNOWN: /* unknown fields are kept by protobuf-c, skipped by us */
-                case FK_BYTES:
-                        continue;
-                case FK_MESSAGE:
-                        if (fp->singular_msg >= 0) {
-                                uint64_t bit = fp->singular_msg < 64 ? UINT64_C(1) << fp->singular_msg : 0;
-                                if (!bit || (seen & bit))
-                                        *merges = true;
-                                seen |= bit;
-                        }
-                        if (!check_message(fp->sub, payload, (size_t) n, depth + 1, merges))
-                                return false;
-                        continue;
-                case FK_VARINT: { /* packed: the payload must be whole varints */
-                        if (!fp->repeated)
-                                return false;
-                        const uint8_t *qe = payload + n;
-                        while (payload < qe)
-                                if (!skip_varint(&payload, qe))
+                        const uint8_t *payload = p;
+                        p += n;
+                        switch (op) {
+                        case OP_MESSAGE:
+                                if (fp->singular_msg >= 0) {
+                                        uint64_t bit = fp->singular_msg < 64 ? UINT64_C(1) << fp->singular_msg : 0;
+                                        if (!bit || (seen & bit))
+                                                *merges = true;
+                                        seen |= bit;
+                                }
+                                if (depth == ST_WIRE_MAX_DEPTH)
                                         return false;
-                        continue;
+                                stack[depth++] = (struct frame) { m, end, seen };
+                                /* the parent goes on where this payload ends: at p, then */
+                                m = fp->sub;
+                                end = p;
+                                p = payload;
+                                seen = 0;
+                                continue;
+                        case OP_PACKED_VARINT:
+                                while (payload < p)
+                                        if (!skip_varint(&payload, p))
+                                                return false;
+                                continue;
+                        case OP_PACKED_FIXED32:
+                                if (n % 4)
+                                        return false;
+                                continue;
+                        case OP_PACKED_FIXED64:
+                                if (n % 8)
+                                        return false;
+                                continue;
+                        default: /* OP_SKIP */
+                                continue;
+                        }
                 }
-                case FK_FIXED32:
-                case FK_FIXED64:
-                        if (!fp->repeated || n % (kind == FK_FIXED32 ? 4 : 8))
-                                return false;
-                        continue;
-                }
+                if (!depth)
+                        return true;
+                depth--;
+                m = stack[depth].m;
+                end = stack[depth].end;
+                seen = stack[depth].seen;
         }
-        return true;
 }
 
 int st_wire_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len) {
@@ -324,7 +395,7 @@ int st_wire_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, s
         bool merges = false;
         if (!m)
                 return -ENOMEM;
-        if (!check_message(m, data, len, 0, &merges))
+        if (!check_tree(m, data, len, &merges))
                 return -EBADMSG;
         /* protobuf-c merges a singular message field given twice, and cannot merge everything
          * (1.4.1 refuses two messages that both leave a oneof unset: a log body or an attribute

@@ -177,29 +177,31 @@ static void refuses_malformed_shapes(void **state) {
         assert_int_equal(st_wire_check(d, (const uint8_t[]) { 0x02, 0x00 }, 2), -EBADMSG);
         /* an unknown field is skipped, as protobuf-c keeps it */
         assert_int_equal(st_wire_check(d, (const uint8_t[]) { 0x78, 0x01, 0x7a, 0x01, 0x00 }, 5), 0);
-        /* AnyValue{array_value: ArrayValue{values: [AnyValue{...}]}}: 40 levels pass, 100 do not */
-        for (int levels = 40; levels <= 100; levels += 60) {
+        /* AnyValue{array_value: ArrayValue{values: [AnyValue{...}]}}: an innermost message
+         * ST_WIRE_MAX_DEPTH levels below the top one passes, one more does not */
+        const int nestings[] = { 40, ST_WIRE_MAX_DEPTH - 1, ST_WIRE_MAX_DEPTH, ST_WIRE_MAX_DEPTH + 1, 200 };
+        for (size_t k = 0; k < sizeof(nestings) / sizeof(nestings[0]); k++) {
                 uint8_t *msg = malloc(2), *next;
                 size_t len = 2;
                 msg[0] = 0x10; /* innermost AnyValue: bool_value = 1 */
                 msg[1] = 0x01;
-                for (int i = 0; i < levels; i++)
-                        for (int tag = 0; tag < 2; tag++) { /* ArrayValue.values (1), then AnyValue.array_value (5) */
-                                next = malloc(len + 6);
-                                size_t h = 0;
-                                next[h++] = tag == 0 ? 0x0a : 0x2a;
-                                for (size_t v = len; ; v >>= 7) {
-                                        next[h++] = (uint8_t) ((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-                                        if (v <= 0x7f)
-                                                break;
-                                }
-                                memcpy(next + h, msg, len);
-                                free(msg);
-                                msg = next;
-                                len += h;
+                for (int i = 0; i < nestings[k]; i++) { /* ArrayValue.values (1), then AnyValue.array_value (5) */
+                        next = malloc(len + 6);
+                        size_t h = 0;
+                        next[h++] = i % 2 == 0 ? 0x0a : 0x2a;
+                        for (size_t v = len;; v >>= 7) {
+                                next[h++] = (uint8_t) ((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+                                if (v <= 0x7f)
+                                        break;
                         }
-                assert_int_equal(st_wire_check(&opentelemetry__proto__common__v1__any_value__descriptor, msg, len),
-                                 levels * 2 < ST_WIRE_MAX_DEPTH ? 0 : -EBADMSG);
+                        memcpy(next + h, msg, len);
+                        free(msg);
+                        msg = next;
+                        len += h;
+                }
+                const ProtobufCMessageDescriptor *top = nestings[k] % 2 ? &opentelemetry__proto__common__v1__array_value__descriptor
+                                                                        : &opentelemetry__proto__common__v1__any_value__descriptor;
+                assert_int_equal(st_wire_check(top, msg, len), nestings[k] <= ST_WIRE_MAX_DEPTH ? 0 : -EBADMSG);
                 free(msg);
         }
 
