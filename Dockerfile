@@ -21,14 +21,17 @@ ENV STRATA_SKIP_NPM=1 \
     DEBIAN_FRONTEND=noninteractive
 
 WORKDIR /src
-# The script alone first: this layer (the slow apt step) is rebuilt only when the script changes.
-COPY scripts/install-deps.sh scripts/install-deps.sh
+# The scripts alone first: this layer (the slow apt step, and libmicrohttpd built without
+# HTTPS into /src/.deps) is rebuilt only when they change.
+COPY scripts/install-deps.sh scripts/build-mhd.sh scripts/
 RUN ./scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
 
 COPY . .
 ARG CMAKE_ARGS=""
-# A developer's own build directories may be in the build context (no .dockerignore yet):
-# their CMakeCache.txt names another source path and would make cmake refuse to configure.
+# A developer's own build directories are kept out of the context by .dockerignore (their
+# CMakeCache.txt names another source path and would make cmake refuse to configure), and so is
+# their .deps/, which would replace the one built above. Build directories are removed here
+# too, for builders that ignore .dockerignore.
 RUN rm -rf build build-asan \
  && cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSTRATA_TESTS=OFF $CMAKE_ARGS \
  && cmake --build build --parallel "$(nproc)" \
@@ -37,7 +40,9 @@ RUN rm -rf build build-asan \
 # ---------------------------------------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
 
-# Runtime libraries only (their own dependencies, GnuTLS for one, come with them). gRPC core,
+# Runtime libraries only (their own dependencies come with them). libmicrohttpd12 (and GnuTLS
+# under it) is only for a build that fell back to the system library (scripts/build-mhd.sh
+# failed); the ldd check below tells. gRPC core,
 # abseil, re2 and libstdc++ are linked into the binary (cmake/grpc_static.cmake); c-ares and
 # OpenSSL stay shared. libcurl4 is for the HTTP clients (Kubernetes, ECS and CloudWatch
 # receivers, AWS credentials), which load it when they first need it (agent/curl_loader.c);

@@ -31,6 +31,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# libmicrohttpd without HTTPS (GnuTLS), static, into .deps/: ~2.5 MiB less RSS. Optional: the
+# build uses the system library when this fails.
+if ! ./scripts/build-mhd.sh; then
+  echo "install-deps: could not build libmicrohttpd without HTTPS (see above), ignoring: the build uses the system's" >&2
+fi
+
 if [ "$SKIP_NPM" != 1 ] && [ -f tests/integration/package-lock.json ]; then
   (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
 fi
