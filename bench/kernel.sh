@@ -92,7 +92,7 @@ stats_diff() {
 import json, sys
 a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 d = {k: (v[0] - a.get(k, [0, 0])[0], v[1] - a.get(k, [0, 0])[1]) for k, v in b.items()}
-busy = sorted((k for k in d if d[k][1] > 0), key=lambda k: -d[k][1])[:4]
+busy = sorted((k for k in d if d[k][1] > 0), key=lambda k: -d[k][1])[:5]
 per = ",".join(f"{k}={d[k][0] / d[k][1]:.0f}" for k in busy) or "-"
 print(sum(v[0] for v in d.values()), sum(v[1] for v in d.values()), per)' "$1" "$2"
 }
