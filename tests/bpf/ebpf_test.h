@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <bpf/bpf.h>
@@ -25,6 +26,15 @@
 extern const struct st_factory st_receiver_ebpf;
 
 #pragma GCC diagnostic ignored "-Wunused-parameter"
+
+/* Whether the running kernel is at least major.minor. */
+static inline bool kernel_at_least(int major, int minor) {
+        struct utsname u;
+        int ma = 0, mi = 0;
+        if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
+                return false;
+        return ma > major || (ma == major && mi >= minor);
+}
 
 /* Whether a BPF program of this name is loaded in the kernel now: which variant of a hook the
  * receiver chose (names are unique to strata's programs, and tests run one receiver at a

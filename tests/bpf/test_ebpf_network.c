@@ -253,12 +253,15 @@ static void check_metrics(struct truth *t, struct capture *mc) {
         assert_true(transmit >= want_tx); /* other loopback traffic of the host may add to it */
 }
 
-static void run(const char *yaml) {
+/* accept_prog: the program network.accept must have got */
+static void run(const char *yaml, const char *accept_prog) {
         struct harness h;
         struct truth t = { 0 };
         struct capture mc;
         rx_start_metrics(&h, yaml, &mc);
         assert_int_equal(metric(&h, "ebpf_hooks_attached"), 2);
+        if (!prog_loaded(accept_prog))
+                fail_msg("network.accept is not %s", accept_prog);
         workload(&t);
         rx_stop(&h);
         each_record(&h, match, &t);
@@ -272,7 +275,17 @@ static void run(const char *yaml) {
 
 static void test_tcp_ground_truth(void **state) {
         REQUIRE_ROOT();
-        run("flush_interval: 50ms\nevents: [network]\n");
+        /* tp+btf needs bpf_rdonly_cast (6.2+): older kernels take tp, as the loader does */
+        run("flush_interval: 50ms\nevents: [network]\n", kernel_at_least(6, 2) ? "accept4_tp_btf" : "accept4_tp");
+}
+
+/* accept through the syscall tracepoint with probe reads, as kernels without bpf_rdonly_cast
+ * load it: the same facts. */
+static void test_tcp_accept_tp(void **state) {
+        REQUIRE_ROOT();
+        setenv("STRATA_TEST_EBPF_BREAK_PROGRAM", "accept_tp_btf,accept4_tp_btf", 1);
+        run("flush_interval: 50ms\nevents: [network]\n", "accept4_tp");
+        unsetenv("STRATA_TEST_EBPF_BREAK_PROGRAM");
 }
 
 /* raw_tp for the state changes, and accept through raw_tp/sys_exit instead of the syscall
@@ -280,7 +293,7 @@ static void test_tcp_ground_truth(void **state) {
 static void test_tcp_fallbacks(void **state) {
         REQUIRE_ROOT();
         setenv("STRATA_TEST_EBPF_BREAK_PROGRAM", "accept_tp,accept4_tp", 1);
-        run("flush_interval: 50ms\nevents: [network]\nprogram_kind: raw_tp\n");
+        run("flush_interval: 50ms\nevents: [network]\nprogram_kind: raw_tp\n", "accept_raw");
         unsetenv("STRATA_TEST_EBPF_BREAK_PROGRAM");
 }
 
@@ -663,6 +676,7 @@ int main(void) {
         st_log_setup(ST_LOG_INFO, ST_LOG_TEXT);
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_tcp_ground_truth),
+                cmocka_unit_test(test_tcp_accept_tp),
                 cmocka_unit_test(test_tcp_fallbacks),
                 cmocka_unit_test(test_tcp_reset),
                 cmocka_unit_test(test_metrics_only),
