@@ -145,7 +145,11 @@ static long walk_step(__u32 i, void *ctx) {
         return 0;
 }
 
-static __always_inline int emit_file(struct file *f, __u8 kind, bool filter_leaf, bool btf) {
+/* btf: the current task is BTF-typed; cast (implies btf): the dentry and inode too, through
+ * bpf_rdonly_cast (st_cast), where the others take a probe read for each. The path walk and
+ * the file's f_path stay probe reads: their pointers are compared and carried across
+ * bpf_loop() steps as plain values. */
+static __always_inline int emit_file(struct file *f, __u8 kind, bool filter_leaf, bool btf, bool cast) {
         __u32 zero = 0;
         struct code_scratch *s;
         __u64 now;
@@ -167,7 +171,13 @@ static __always_inline int emit_file(struct file *f, __u8 kind, bool filter_leaf
         int leaf = LEAF_ALWAYS;
         if (filter_leaf) {
                 struct qstr q;
-                if (bpf_probe_read_kernel(&q, sizeof(q), &d->d_name) < 0 || !q.len)
+                if (cast) {
+                        struct dentry *dt = st_cast(d, struct dentry);
+                        q.len = dt->d_name.len;
+                        q.name = dt->d_name.name;
+                        if (!q.len)
+                                return 0;
+                } else if (bpf_probe_read_kernel(&q, sizeof(q), &d->d_name) < 0 || !q.len)
                         return 0;
                 __u32 n = q.len < LEAF_TAIL ? q.len : LEAF_TAIL;
                 if (bpf_probe_read_kernel(s->leaf, n & (LEAF_TAIL - 1 + LEAF_TAIL), q.name + q.len - n) < 0)
@@ -178,15 +188,20 @@ static __always_inline int emit_file(struct file *f, __u8 kind, bool filter_leaf
         }
         if (!st_wanted())
                 return 0;
-        struct inode *ino = BPF_CORE_READ(d, d_inode);
-        if (!ino)
-                return 0;
-
-        struct seen_key key = {
-                .dev = BPF_CORE_READ(ino, i_sb, s_dev),
-                .inode = BPF_CORE_READ(ino, i_ino),
-                .kind = kind,
-        };
+        struct seen_key key = { .kind = kind };
+        if (cast) {
+                struct inode *ino = st_cast(d, struct dentry)->d_inode;
+                if (!ino)
+                        return 0;
+                key.dev = ino->i_sb->s_dev;
+                key.inode = ino->i_ino;
+        } else {
+                struct inode *ino = BPF_CORE_READ(d, d_inode);
+                if (!ino)
+                        return 0;
+                key.dev = BPF_CORE_READ(ino, i_sb, s_dev);
+                key.inode = BPF_CORE_READ(ino, i_ino);
+        }
         if (btf) {
                 struct task_struct *t = bpf_get_current_task_btf();
                 key.pid = t->tgid;
@@ -234,13 +249,13 @@ static __always_inline int on_mmap(unsigned long prot, unsigned long flags, unsi
                 return 0; /* the kernel ignores fd for anonymous mappings */
         /* the kernel uses the low 32 bits (fget(unsigned int)): so must we, or a fd with high
          * bits set would hide a mapping */
-        return emit_file(st_fd_file((long) (__u32) fd), ST_CODE_MMAP_EXEC, false, false);
+        return emit_file(st_fd_file((long) (__u32) fd), ST_CODE_MMAP_EXEC, false, false, false);
 }
 
-static __always_inline int on_open(long fd, bool btf) {
+static __always_inline int on_open(long fd, bool btf, bool cast) {
         if (fd < 0)
                 return 0;
-        return emit_file(st_fd_file_x(fd, btf), ST_CODE_OPEN, true, btf);
+        return emit_file(st_fd_file_x(fd, btf), ST_CODE_OPEN, true, btf, cast);
 }
 
 SEC("tp/syscalls/sys_enter_mmap")
@@ -254,15 +269,20 @@ int BPF_PROG(mmap_raw, struct pt_regs *regs, long nr) {
                        PT_REGS_PARM5_CORE_SYSCALL(regs));
 }
 
-/* tp+btf: the fd table through the BTF-typed current task; tp: through probe reads */
+/* tp+cast: the fd table through the BTF-typed current task, the file's dentry and inode
+ * through bpf_rdonly_cast (6.2+); tp+btf: the fd table only; tp: all through probe reads */
 SEC("tp/syscalls/sys_exit_openat")
-int openat_tp_btf(struct trace_event_raw_sys_exit *ctx) { return on_open(ctx->ret, true); }
+int openat_tp_cast(struct trace_event_raw_sys_exit *ctx) { return on_open(ctx->ret, true, true); }
 SEC("tp/syscalls/sys_exit_openat2")
-int openat2_tp_btf(struct trace_event_raw_sys_exit *ctx) { return on_open(ctx->ret, true); }
+int openat2_tp_cast(struct trace_event_raw_sys_exit *ctx) { return on_open(ctx->ret, true, true); }
 SEC("tp/syscalls/sys_exit_openat")
-int openat_tp(struct trace_event_raw_sys_exit *ctx) { return on_open(ctx->ret, false); }
+int openat_tp_btf(struct trace_event_raw_sys_exit *ctx) { return on_open(ctx->ret, true, false); }
 SEC("tp/syscalls/sys_exit_openat2")
-int openat2_tp(struct trace_event_raw_sys_exit *ctx) { return on_open(ctx->ret, false); }
+int openat2_tp_btf(struct trace_event_raw_sys_exit *ctx) { return on_open(ctx->ret, true, false); }
+SEC("tp/syscalls/sys_exit_openat")
+int openat_tp(struct trace_event_raw_sys_exit *ctx) { return on_open(ctx->ret, false, false); }
+SEC("tp/syscalls/sys_exit_openat2")
+int openat2_tp(struct trace_event_raw_sys_exit *ctx) { return on_open(ctx->ret, false, false); }
 
 SEC("raw_tp/sys_exit")
 int BPF_PROG(open_raw, struct pt_regs *regs, long ret) {
@@ -271,5 +291,5 @@ int BPF_PROG(open_raw, struct pt_regs *regs, long ret) {
         long nr = st_syscall_nr(regs);
         if (nr != ST_NR_OPENAT && nr != ST_NR_OPENAT2)
                 return 0;
-        return on_open(ret, false);
+        return on_open(ret, false, false);
 }

@@ -265,29 +265,22 @@ int BPF_PROG(state_raw, const struct sock *sk, const int oldstate, const int new
         return on_state(sk, oldstate, newstate, false);
 }
 
-/* bpf_rdonly_cast (a kfunc, 6.2+) makes a pointer that was read out of memory BTF-typed: the
- * accepted descriptor's file, its socket and sock then give their fields with plain loads
- * instead of a probe read each (the accept hook was 1.4 µs a run). Weak: on kernels without it
- * the tp+btf programs fail to load and the loader takes the tp ones. */
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
-
-/* The struct sock behind a descriptor of the current task, or NULL. */
-static __always_inline struct sock *fd_sock(long fd, bool btf) {
-        struct file *f = st_fd_file_x(fd, btf);
+/* The struct sock behind a descriptor of the current task, or NULL. cast: the file, the
+ * socket and the sock through bpf_rdonly_cast (st_cast), and plain loads (the accept hook was
+ * 1.4 µs a run with a probe read for each). */
+static __always_inline struct sock *fd_sock(long fd, bool cast) {
+        struct file *f = st_fd_file_x(fd, cast);
         if (!f)
                 return NULL;
-        if (btf) {
-                struct file *ft = bpf_rdonly_cast(f, bpf_core_type_id_kernel(struct file));
-                void *priv = ft->private_data;
-                if (!priv)
-                        return NULL;
-                struct socket *sock = bpf_rdonly_cast(priv, bpf_core_type_id_kernel(struct socket));
-                return sock->sk;
+        if (cast) {
+                void *priv = st_cast(f, struct file)->private_data;
+                return priv ? st_cast(priv, struct socket)->sk : NULL;
         }
         struct socket *sock = BPF_CORE_READ(f, private_data);
         return sock ? BPF_CORE_READ(sock, sk) : NULL;
 }
 
+/* btf: the task, the descriptor's file and its socket are BTF-typed (the tp+cast programs) */
 static __always_inline int on_accepted(long fd, bool btf) {
         struct sock_owner *o;
         __u32 zero = 0;
@@ -320,11 +313,11 @@ static __always_inline int on_accepted(long fd, bool btf) {
         return 0;
 }
 
-/* tp+btf: the task, the descriptor's file and the socket through BTF; tp: probe reads */
+/* tp+cast: the task, the descriptor's file and the socket through BTF; tp: probe reads */
 SEC("tp/syscalls/sys_exit_accept4")
-int accept4_tp_btf(struct trace_event_raw_sys_exit *ctx) { return on_accepted(ctx->ret, true); }
+int accept4_tp_cast(struct trace_event_raw_sys_exit *ctx) { return on_accepted(ctx->ret, true); }
 SEC("tp/syscalls/sys_exit_accept")
-int accept_tp_btf(struct trace_event_raw_sys_exit *ctx) { return on_accepted(ctx->ret, true); }
+int accept_tp_cast(struct trace_event_raw_sys_exit *ctx) { return on_accepted(ctx->ret, true); }
 SEC("tp/syscalls/sys_exit_accept4")
 int accept4_tp(struct trace_event_raw_sys_exit *ctx) { return on_accepted(ctx->ret, false); }
 SEC("tp/syscalls/sys_exit_accept")

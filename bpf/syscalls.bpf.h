@@ -49,6 +49,13 @@ static __always_inline struct file *st_fd_file_x(long fd, bool btf) {
 
 static __always_inline struct file *st_fd_file(long fd) { return st_fd_file_x(fd, false); }
 
+/* bpf_rdonly_cast (a kfunc, 6.2+) makes a pointer that was read out of memory BTF-typed, so
+ * that its fields are plain loads (guarded by the verifier) instead of a probe-read call each.
+ * Weak: on kernels without it the programs that use it (the "tp+cast" kind) fail to load and
+ * the loader takes the next kind. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+#define st_cast(ptr, type) ((type *) bpf_rdonly_cast((ptr), bpf_core_type_id_kernel(type)))
+
 /* Whether the current task is in a 32-bit compat syscall, where the raw_tp fallbacks' syscall
  * numbers mean other syscalls (x86: 43 is times(), 9 is link()). */
 static __always_inline bool st_compat_syscall(void) {

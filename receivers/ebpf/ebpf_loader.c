@@ -20,13 +20,13 @@
 #include "process.skel.h"
 
 #define LOG_NAME "receiver/ebpf"
-#define MAX_VARIANTS 3
+#define MAX_VARIANTS 4
 #define MAX_PROGS 3
 #define MAX_HOOKS 3
 
 /* One way to implement a hook: a program kind and the programs (all needed). */
 struct variant {
-        const char *kind; /* "tp_btf", "raw_tp", "tp" */
+        const char *kind; /* "tp_btf", "raw_tp", "tp", "tp+btf", "tp+cast" */
         const char *progs[MAX_PROGS];
 };
 
@@ -128,14 +128,14 @@ static const struct object_ops objects[] = {
         { "network", KPROBES_NETWORK,
           { { "network.connect+close", { { "tp_btf", { "state_btf" } }, { "raw_tp", { "state_raw" } } } },
             { "network.accept",
-              { { "tp+btf", { "accept_tp_btf", "accept4_tp_btf" } }, { "tp", { "accept_tp", "accept4_tp" } },
+              { { "tp+cast", { "accept_tp_cast", "accept4_tp_cast" } }, { "tp", { "accept_tp", "accept4_tp" } },
                 { "raw_tp", { "accept_raw" } } } } },
           2, net_open, net_obj, net_rodata, net_load, net_destroy },
         { "code", KPROBES_CODE,
           { { "code.mmap_exec", { { "tp", { "mmap_tp" } }, { "raw_tp", { "mmap_raw" } } } },
             { "code.open",
-              { { "tp+btf", { "openat_tp_btf", "openat2_tp_btf" } }, { "tp", { "openat_tp", "openat2_tp" } },
-                { "raw_tp", { "open_raw" } } } } },
+              { { "tp+cast", { "openat_tp_cast", "openat2_tp_cast" } }, { "tp+btf", { "openat_tp_btf", "openat2_tp_btf" } },
+                { "tp", { "openat_tp", "openat2_tp" } }, { "raw_tp", { "open_raw" } } } } },
           2, code_open, code_obj, code_rodata, code_load, code_destroy },
         { "dns", KPROBES_DNS,
           { { "dns.query",
@@ -224,15 +224,17 @@ struct kind_rules {
         char tp_why[160];
 };
 
-/* "tp": a syscall tracepoint; "tp+btf": the same, reading kernel structures through BTF. */
-static bool is_tp(const char *kind) { return strcmp(kind, "tp") == 0 || strcmp(kind, "tp+btf") == 0; }
+/* "tp": a syscall tracepoint; "tp+btf": the same, reading the current task through BTF;
+ * "tp+cast": also what it finds there (a descriptor's file, its socket), through
+ * bpf_rdonly_cast (6.2+). */
+static bool is_tp(const char *kind) { return strcmp(kind, "tp") == 0 || strncmp(kind, "tp+", 3) == 0; }
 
 static bool allowed(const struct kind_rules *k, const char *kind) {
         if (is_tp(kind) && !k->tp_ok)
                 return false;
         /* force narrows the BTF/raw choice; syscall tracepoints stay allowed, without BTF when
          * raw_tp is forced */
-        if (k->force && *k->force && strcmp(kind, "tp+btf") == 0)
+        if (k->force && *k->force && strncmp(kind, "tp+", 3) == 0)
                 return strcmp(k->force, "raw_tp") != 0;
         if (k->force && *k->force && strcmp(kind, "tp") != 0)
                 return strcmp(k->force, kind) == 0;

@@ -162,14 +162,24 @@ static void run(const char *yaml, const char *open_prog) {
 
 static void test_code_ground_truth(void **state) {
         REQUIRE_ROOT();
+        /* tp+cast needs bpf_rdonly_cast (6.2+): older kernels take tp+btf, as the loader does */
+        run("flush_interval: 50ms\nevents: [code]\n", kernel_at_least(6, 2) ? "openat_tp_cast" : "openat_tp_btf");
+}
+
+/* tp+btf, as kernels without bpf_rdonly_cast (5.11 to 6.1) load it: the dentry and the inode
+ * through probe reads give the same facts. */
+static void test_code_tp_btf(void **state) {
+        REQUIRE_ROOT();
+        setenv("STRATA_TEST_EBPF_BREAK_PROGRAM", "openat_tp_cast,openat2_tp_cast", 1);
         run("flush_interval: 50ms\nevents: [code]\n", "openat_tp_btf");
+        unsetenv("STRATA_TEST_EBPF_BREAK_PROGRAM");
 }
 
 /* The syscall tracepoints without BTF (a kernel without bpf_get_current_task_btf, or
  * program_kind: raw_tp): the fd table through probe reads gives the same facts. */
 static void test_code_tp_without_btf(void **state) {
         REQUIRE_ROOT();
-        setenv("STRATA_TEST_EBPF_BREAK_PROGRAM", "openat_tp_btf,openat2_tp_btf", 1);
+        setenv("STRATA_TEST_EBPF_BREAK_PROGRAM", "openat_tp_cast,openat2_tp_cast,openat_tp_btf,openat2_tp_btf", 1);
         run("flush_interval: 50ms\nevents: [code]\n", "openat_tp");
         unsetenv("STRATA_TEST_EBPF_BREAK_PROGRAM");
         run("flush_interval: 50ms\nevents: [code]\nprogram_kind: raw_tp\n", "openat_tp");
@@ -178,7 +188,8 @@ static void test_code_tp_without_btf(void **state) {
 /* Without the syscall tracepoints: raw_tp/sys_enter and sys_exit give the same facts. */
 static void test_code_raw_tp_fallback(void **state) {
         REQUIRE_ROOT();
-        setenv("STRATA_TEST_EBPF_BREAK_PROGRAM", "mmap_tp,openat_tp_btf,openat2_tp_btf,openat_tp,openat2_tp", 1);
+        setenv("STRATA_TEST_EBPF_BREAK_PROGRAM",
+               "mmap_tp,openat_tp_cast,openat2_tp_cast,openat_tp_btf,openat2_tp_btf,openat_tp,openat2_tp", 1);
         run("flush_interval: 50ms\nevents: [code]\n", "open_raw");
         unsetenv("STRATA_TEST_EBPF_BREAK_PROGRAM");
 }
@@ -333,6 +344,7 @@ int main(void) {
         st_log_setup(ST_LOG_INFO, ST_LOG_TEXT);
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_code_ground_truth),
+                cmocka_unit_test(test_code_tp_btf),
                 cmocka_unit_test(test_code_tp_without_btf),
                 cmocka_unit_test(test_code_raw_tp_fallback),
                 cmocka_unit_test(test_losses_are_counted),

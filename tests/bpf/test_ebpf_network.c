@@ -275,15 +275,15 @@ static void run(const char *yaml, const char *accept_prog) {
 
 static void test_tcp_ground_truth(void **state) {
         REQUIRE_ROOT();
-        /* tp+btf needs bpf_rdonly_cast (6.2+): older kernels take tp, as the loader does */
-        run("flush_interval: 50ms\nevents: [network]\n", kernel_at_least(6, 2) ? "accept4_tp_btf" : "accept4_tp");
+        /* tp+cast needs bpf_rdonly_cast (6.2+): older kernels take tp, as the loader does */
+        run("flush_interval: 50ms\nevents: [network]\n", kernel_at_least(6, 2) ? "accept4_tp_cast" : "accept4_tp");
 }
 
 /* accept through the syscall tracepoint with probe reads, as kernels without bpf_rdonly_cast
  * load it: the same facts. */
 static void test_tcp_accept_tp(void **state) {
         REQUIRE_ROOT();
-        setenv("STRATA_TEST_EBPF_BREAK_PROGRAM", "accept_tp_btf,accept4_tp_btf", 1);
+        setenv("STRATA_TEST_EBPF_BREAK_PROGRAM", "accept_tp_cast,accept4_tp_cast", 1);
         run("flush_interval: 50ms\nevents: [network]\n", "accept4_tp");
         unsetenv("STRATA_TEST_EBPF_BREAK_PROGRAM");
 }
