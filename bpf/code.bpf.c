@@ -244,12 +244,13 @@ static __always_inline int emit_file(struct file *f, __u8 kind, bool filter_leaf
         return 0;
 }
 
-static __always_inline int on_mmap(unsigned long prot, unsigned long flags, unsigned long fd) {
+/* cast: the tp+cast program (the task, the file's dentry and inode through BTF) */
+static __always_inline int on_mmap(unsigned long prot, unsigned long flags, unsigned long fd, bool cast) {
         if (!(prot & PROT_EXEC) || (flags & MAP_ANONYMOUS))
                 return 0; /* the kernel ignores fd for anonymous mappings */
         /* the kernel uses the low 32 bits (fget(unsigned int)): so must we, or a fd with high
          * bits set would hide a mapping */
-        return emit_file(st_fd_file((long) (__u32) fd), ST_CODE_MMAP_EXEC, false, false, false);
+        return emit_file(st_fd_file_x((long) (__u32) fd, cast), ST_CODE_MMAP_EXEC, false, cast, cast);
 }
 
 static __always_inline int on_open(long fd, bool btf, bool cast) {
@@ -259,14 +260,16 @@ static __always_inline int on_open(long fd, bool btf, bool cast) {
 }
 
 SEC("tp/syscalls/sys_enter_mmap")
-int mmap_tp(struct trace_event_raw_sys_enter *ctx) { return on_mmap(ctx->args[2], ctx->args[3], ctx->args[4]); }
+int mmap_tp_cast(struct trace_event_raw_sys_enter *ctx) { return on_mmap(ctx->args[2], ctx->args[3], ctx->args[4], true); }
+SEC("tp/syscalls/sys_enter_mmap")
+int mmap_tp(struct trace_event_raw_sys_enter *ctx) { return on_mmap(ctx->args[2], ctx->args[3], ctx->args[4], false); }
 
 SEC("raw_tp/sys_enter")
 int BPF_PROG(mmap_raw, struct pt_regs *regs, long nr) {
         if (nr != ST_NR_MMAP || st_compat_syscall())
                 return 0;
         return on_mmap(PT_REGS_PARM3_CORE_SYSCALL(regs), PT_REGS_PARM4_CORE_SYSCALL(regs),
-                       PT_REGS_PARM5_CORE_SYSCALL(regs));
+                       PT_REGS_PARM5_CORE_SYSCALL(regs), false);
 }
 
 /* tp+cast: the fd table through the BTF-typed current task, the file's dentry and inode

@@ -132,7 +132,7 @@ static const struct object_ops objects[] = {
                 { "raw_tp", { "accept_raw" } } } } },
           2, net_open, net_obj, net_rodata, net_load, net_destroy },
         { "code", KPROBES_CODE,
-          { { "code.mmap_exec", { { "tp", { "mmap_tp" } }, { "raw_tp", { "mmap_raw" } } } },
+          { { "code.mmap_exec", { { "tp+cast", { "mmap_tp_cast" } }, { "tp", { "mmap_tp" } }, { "raw_tp", { "mmap_raw" } } } },
             { "code.open",
               { { "tp+cast", { "openat_tp_cast", "openat2_tp_cast" } }, { "tp+btf", { "openat_tp_btf", "openat2_tp_btf" } },
                 { "tp", { "openat_tp", "openat2_tp" } }, { "raw_tp", { "open_raw" } } } } },

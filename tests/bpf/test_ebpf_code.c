@@ -133,8 +133,9 @@ static void match(const struct rec *r, void *ctx) {
         }
 }
 
-/* runs the workload with the receiver; open_prog: the program code.open must have got */
-static void run(const char *yaml, const char *open_prog) {
+/* runs the workload with the receiver; open_prog, mmap_prog: the programs code.open and
+ * code.mmap_exec must have got */
+static void run(const char *yaml, const char *open_prog, const char *mmap_prog) {
         struct harness h;
         struct truth t = { 0 };
         strcpy(dir, "/tmp/strata-code-XXXXXX");
@@ -142,6 +143,8 @@ static void run(const char *yaml, const char *open_prog) {
         assert_int_equal(metric(&h, "ebpf_hooks_attached"), 2);
         if (!prog_loaded(open_prog))
                 fail_msg("code.open is not %s", open_prog);
+        if (!prog_loaded(mmap_prog))
+                fail_msg("code.mmap_exec is not %s", mmap_prog);
         workload(&t);
         rx_stop(&h);
         each_record(&h, match, &t);
@@ -163,7 +166,8 @@ static void run(const char *yaml, const char *open_prog) {
 static void test_code_ground_truth(void **state) {
         REQUIRE_ROOT();
         /* tp+cast needs bpf_rdonly_cast (6.2+): older kernels take tp+btf, as the loader does */
-        run("flush_interval: 50ms\nevents: [code]\n", kernel_at_least(6, 2) ? "openat_tp_cast" : "openat_tp_btf");
+        run("flush_interval: 50ms\nevents: [code]\n", kernel_at_least(6, 2) ? "openat_tp_cast" : "openat_tp_btf",
+            kernel_at_least(6, 2) ? "mmap_tp_cast" : "mmap_tp");
 }
 
 /* tp+btf, as kernels without bpf_rdonly_cast (5.11 to 6.1) load it: the dentry and the inode
@@ -171,7 +175,7 @@ static void test_code_ground_truth(void **state) {
 static void test_code_tp_btf(void **state) {
         REQUIRE_ROOT();
         setenv("STRATA_TEST_EBPF_BREAK_PROGRAM", "openat_tp_cast,openat2_tp_cast", 1);
-        run("flush_interval: 50ms\nevents: [code]\n", "openat_tp_btf");
+        run("flush_interval: 50ms\nevents: [code]\n", "openat_tp_btf", kernel_at_least(6, 2) ? "mmap_tp_cast" : "mmap_tp");
         unsetenv("STRATA_TEST_EBPF_BREAK_PROGRAM");
 }
 
@@ -179,18 +183,18 @@ static void test_code_tp_btf(void **state) {
  * program_kind: raw_tp): the fd table through probe reads gives the same facts. */
 static void test_code_tp_without_btf(void **state) {
         REQUIRE_ROOT();
-        setenv("STRATA_TEST_EBPF_BREAK_PROGRAM", "openat_tp_cast,openat2_tp_cast,openat_tp_btf,openat2_tp_btf", 1);
-        run("flush_interval: 50ms\nevents: [code]\n", "openat_tp");
+        setenv("STRATA_TEST_EBPF_BREAK_PROGRAM", "mmap_tp_cast,openat_tp_cast,openat2_tp_cast,openat_tp_btf,openat2_tp_btf", 1);
+        run("flush_interval: 50ms\nevents: [code]\n", "openat_tp", "mmap_tp");
         unsetenv("STRATA_TEST_EBPF_BREAK_PROGRAM");
-        run("flush_interval: 50ms\nevents: [code]\nprogram_kind: raw_tp\n", "openat_tp");
+        run("flush_interval: 50ms\nevents: [code]\nprogram_kind: raw_tp\n", "openat_tp", "mmap_tp");
 }
 
 /* Without the syscall tracepoints: raw_tp/sys_enter and sys_exit give the same facts. */
 static void test_code_raw_tp_fallback(void **state) {
         REQUIRE_ROOT();
         setenv("STRATA_TEST_EBPF_BREAK_PROGRAM",
-               "mmap_tp,openat_tp_cast,openat2_tp_cast,openat_tp_btf,openat2_tp_btf,openat_tp,openat2_tp", 1);
-        run("flush_interval: 50ms\nevents: [code]\n", "open_raw");
+               "mmap_tp_cast,mmap_tp,openat_tp_cast,openat2_tp_cast,openat_tp_btf,openat2_tp_btf,openat_tp,openat2_tp", 1);
+        run("flush_interval: 50ms\nevents: [code]\n", "open_raw", "mmap_raw");
         unsetenv("STRATA_TEST_EBPF_BREAK_PROGRAM");
 }
 
