@@ -132,7 +132,9 @@ for i in "${!STORMS[@]}"; do
         # shellcheck disable=SC2086
         storm ${STORMS[i]} --duration "$STATS_SECONDS" > /dev/null
         read -r tns runs per < <(stats_diff "$p0" "$(prog_stats)")
-        ROWS[i]="$with $((e1 - e0)) $((u1 - u0)) $((s1 - s0)) $tns $runs $((l1 - l0)) $per"
+        sleep 0.5
+        l2=$(metric ebpf_lost_events_total) # losses in both runs count
+        ROWS[i]="$with $((e1 - e0)) $((u1 - u0)) $((s1 - s0)) $tns $runs $((l2 - l0)) $per"
 done
 sysctl -qw kernel.bpf_stats_enabled=0
 

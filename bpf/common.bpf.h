@@ -100,10 +100,13 @@ static __always_inline void st_count_loss(__u64 now) {
         struct st_ev_loss *l = bpf_map_lookup_elem(&lost, &zero);
         if (!l)
                 return;
-        if (!l->count)
+        /* min and max: a fork record's time is the child's start, which can be earlier than
+         * a record lost before it on this CPU */
+        if (!l->count || now < l->first_ns)
                 l->first_ns = now;
+        if (now > l->last_ns)
+                l->last_ns = now;
         l->count++;
-        l->last_ns = now;
 }
 
 /* Writes a record into the ring buffer, or counts it as lost. */

@@ -12,10 +12,11 @@
 # Touches nothing outside the prefix: the deb-src lists it needs are its own, in a scratch
 # directory. Exits non-zero on failure; install-deps.sh then goes on with the system library.
 set -euo pipefail
+PREFIX=$(realpath -m "${1:-$(dirname "$0")/../.deps/libmicrohttpd}") # configure wants it absolute
 cd "$(dirname "$0")/.."
 
-PREFIX=${1:-$PWD/.deps/libmicrohttpd}
-VERSION=$(dpkg-query -W -f='${Version}' libmicrohttpd-dev 2>/dev/null) || {
+# the source package's version: a binary-only rebuild (+b1) has no source of its own version
+VERSION=$(dpkg-query -W -f='${source:Version}' libmicrohttpd-dev 2>/dev/null) || {
         echo "build-mhd: libmicrohttpd-dev is not installed" >&2
         exit 1
 }
@@ -24,6 +25,9 @@ if [[ -f $PREFIX/lib/libmicrohttpd.a && -f $STAMP && $(<"$STAMP") == "$VERSION" 
         echo "build-mhd: $PREFIX is up to date ($VERSION)"
         exit 0
 fi
+# Whatever is there is for another version: gone now, so that a failed build below leaves
+# the system library in use, not a stale copy.
+rm -rf "$PREFIX"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/build-mhd.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT

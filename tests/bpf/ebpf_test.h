@@ -10,10 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 
 #include "batch.h"
 #include "component.h"
@@ -27,13 +27,15 @@ extern const struct st_factory st_receiver_ebpf;
 
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 
-/* Whether the running kernel is at least major.minor. */
-static inline bool kernel_at_least(int major, int minor) {
-        struct utsname u;
-        int ma = 0, mi = 0;
-        if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
+/* Whether the running kernel has this function (a kfunc: bpf_rdonly_cast) in its BTF: what
+ * decides whether the tp+cast programs load, backports included. */
+static inline bool kernel_has_func(const char *name) {
+        struct btf *btf = btf__load_vmlinux_btf();
+        if (!btf)
                 return false;
-        return ma > major || (ma == major && mi >= minor);
+        bool has = btf__find_by_name_kind(btf, name, BTF_KIND_FUNC) >= 0;
+        btf__free(btf);
+        return has;
 }
 
 /* Whether a BPF program of this name is loaded in the kernel now: which variant of a hook the

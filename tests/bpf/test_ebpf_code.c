@@ -165,9 +165,9 @@ static void run(const char *yaml, const char *open_prog, const char *mmap_prog) 
 
 static void test_code_ground_truth(void **state) {
         REQUIRE_ROOT();
-        /* tp+cast needs bpf_rdonly_cast (6.2+): older kernels take tp+btf, as the loader does */
-        run("flush_interval: 50ms\nevents: [code]\n", kernel_at_least(6, 2) ? "openat_tp_cast" : "openat_tp_btf",
-            kernel_at_least(6, 2) ? "mmap_tp_cast" : "mmap_tp");
+        /* tp+cast needs the bpf_rdonly_cast kfunc (6.2+): other kernels take tp+btf, as the loader does */
+        run("flush_interval: 50ms\nevents: [code]\n", kernel_has_func("bpf_rdonly_cast") ? "openat_tp_cast" : "openat_tp_btf",
+            kernel_has_func("bpf_rdonly_cast") ? "mmap_tp_cast" : "mmap_tp");
 }
 
 /* tp+btf, as kernels without bpf_rdonly_cast (5.11 to 6.1) load it: the dentry and the inode
@@ -175,7 +175,7 @@ static void test_code_ground_truth(void **state) {
 static void test_code_tp_btf(void **state) {
         REQUIRE_ROOT();
         setenv("STRATA_TEST_EBPF_BREAK_PROGRAM", "openat_tp_cast,openat2_tp_cast", 1);
-        run("flush_interval: 50ms\nevents: [code]\n", "openat_tp_btf", kernel_at_least(6, 2) ? "mmap_tp_cast" : "mmap_tp");
+        run("flush_interval: 50ms\nevents: [code]\n", "openat_tp_btf", kernel_has_func("bpf_rdonly_cast") ? "mmap_tp_cast" : "mmap_tp");
         unsetenv("STRATA_TEST_EBPF_BREAK_PROGRAM");
 }
 

@@ -275,8 +275,8 @@ static void run(const char *yaml, const char *accept_prog) {
 
 static void test_tcp_ground_truth(void **state) {
         REQUIRE_ROOT();
-        /* tp+cast needs bpf_rdonly_cast (6.2+): older kernels take tp, as the loader does */
-        run("flush_interval: 50ms\nevents: [network]\n", kernel_at_least(6, 2) ? "accept4_tp_cast" : "accept4_tp");
+        /* tp+cast needs the bpf_rdonly_cast kfunc (6.2+): other kernels take tp, as the loader does */
+        run("flush_interval: 50ms\nevents: [network]\n", kernel_has_func("bpf_rdonly_cast") ? "accept4_tp_cast" : "accept4_tp");
 }
 
 /* accept through the syscall tracepoint with probe reads, as kernels without bpf_rdonly_cast
