@@ -43,10 +43,10 @@ FROM debian:bookworm-slim AS runtime
 # Runtime libraries only (their own dependencies come with them). libmicrohttpd12 (and GnuTLS
 # under it) is only for a build that fell back to the system library (scripts/build-mhd.sh
 # failed); the ldd check below tells. gRPC core,
-# abseil, re2 and libstdc++ are linked into the binary (cmake/grpc_static.cmake); c-ares and
-# OpenSSL stay shared. libcurl4 is for the HTTP clients (Kubernetes, ECS and CloudWatch
-# receivers, AWS credentials), which load it when they first need it (agent/curl_loader.c);
-# ca-certificates for TLS to backends.
+# abseil, re2, libstdc++ and OpenSSL are linked into the binary (cmake/grpc_static.cmake);
+# c-ares stays shared. libssl3 is for libcurl4, the HTTP clients' library (Kubernetes, ECS and
+# CloudWatch receivers, AWS credentials), which they load when they first need it
+# (agent/curl_loader.c); ca-certificates for TLS to backends.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libc-ares2 libssl3 libprotobuf-c1 libmicrohttpd12 libyaml-0-2 libjson-c5 zlib1g libcurl4 libbpf1 libelf1 \

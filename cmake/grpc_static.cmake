@@ -5,17 +5,41 @@
 # from the archives, only the objects strata calls come in, packed together, with
 # libstdc++ likewise. Measured on the embedded default config: idle RSS 17.4 -> 14.1 MiB
 # (bench/run.sh, scenario C). The libraries the agent also uses itself, or that every
-# process has (OpenSSL, zlib, libc), stay shared, and so does c-ares: the ASan tests suppress
-# its known leak (c-ares#439, see docs/design-notes.md) by the name libcares.so.
+# process has (zlib, libc), stay shared, and so does c-ares: the ASan tests suppress its known
+# leak (c-ares#439, see docs/design-notes.md) by the name libcares.so. OpenSSL is the target
+# strata_openssl, below.
 #
 # STRATA_STATIC_GRPC=OFF links the shared libraries instead, as pkg-config says.
 option(STRATA_STATIC_GRPC "Link gRPC core, abseil, upb and re2 from their static archives" ON)
+option(STRATA_STATIC_OPENSSL "With static gRPC, link OpenSSL from its static archives too" ON)
 
 add_library(strata_grpc INTERFACE)
 target_include_directories(strata_grpc INTERFACE ${GRPC_INCLUDE_DIRS})
 target_compile_options(strata_grpc INTERFACE ${GRPC_CFLAGS_OTHER})
 
-set(_shared ssl crypto z dl pthread rt m atomic cares) # kept shared (see above)
+# OpenSSL (gRPC's TLS, SigV4's SHA-256 and HMAC): the target strata_openssl. With static gRPC
+# it comes from libssl.a and libcrypto.a (libssl-dev ships them): loading the shared
+# libcrypto binds some 3 400 of its own symbols through the dynamic linker at every start,
+# TLS used or not, which was 0.6-0.9 MiB of an idle agent's RSS. The cost: an OpenSSL
+# security update reaches strata when it is rebuilt, as gRPC's already does. Its symbols are
+# kept out of strata's dynamic symbol table (--exclude-libs), so that a libcurl loaded later
+# (agent/curl_loader.c), which brings the shared OpenSSL, binds to that one and never to ours.
+add_library(strata_openssl INTERFACE)
+find_library(STRATA_LIBSSL_A NAMES libssl.a)
+find_library(STRATA_LIBCRYPTO_A NAMES libcrypto.a)
+if(STRATA_STATIC_GRPC AND STRATA_STATIC_OPENSSL AND STRATA_LIBSSL_A AND STRATA_LIBCRYPTO_A)
+  target_include_directories(strata_openssl INTERFACE ${CRYPTO_INCLUDE_DIRS})
+  target_link_libraries(strata_openssl INTERFACE ${STRATA_LIBSSL_A} ${STRATA_LIBCRYPTO_A} ${CMAKE_DL_LIBS} Threads::Threads)
+  target_link_options(strata_openssl INTERFACE "LINKER:--exclude-libs,libssl.a:libcrypto.a")
+  set(_openssl_how "static")
+else()
+  pkg_check_modules(SSL REQUIRED IMPORTED_TARGET libssl)
+  target_link_libraries(strata_openssl INTERFACE PkgConfig::SSL PkgConfig::CRYPTO)
+  set(_openssl_how "shared")
+endif()
+
+set(_openssl ssl crypto) # from strata_openssl
+set(_shared z dl pthread rt m atomic cares) # kept shared (see above)
 set(_archives "")
 set(_shared_flags "")
 set(_missing "")
@@ -28,6 +52,9 @@ if(STRATA_STATIC_GRPC)
   separate_arguments(_grpc_libs UNIX_COMMAND "${_grpc_libs}")
   foreach(_flag IN LISTS _grpc_libs)
     string(REGEX REPLACE "^-l" "" _name "${_flag}")
+    if(_name IN_LIST _openssl)
+      continue()
+    endif()
     if(_name IN_LIST _shared)
       list(APPEND _shared_flags "-l${_name}")
       continue()
@@ -49,7 +76,8 @@ if(STRATA_STATIC_GRPC)
 endif()
 
 if(NOT STRATA_STATIC_GRPC)
-  target_link_libraries(strata_grpc INTERFACE PkgConfig::GRPC)
+  target_link_libraries(strata_grpc INTERFACE PkgConfig::GRPC strata_openssl)
+  message(STATUS "gRPC: shared libraries; OpenSSL: ${_openssl_how}")
   return()
 endif()
 list(REMOVE_DUPLICATES _archives) # the group below resolves their order
@@ -69,6 +97,6 @@ endif()
 # --as-needed: libraries pkg-config lists that nothing ends up calling (libatomic with
 # clang, say) do not become run-time dependencies.
 target_link_libraries(strata_grpc INTERFACE -Wl,--start-group ${_archives} -Wl,--end-group
-  ${_libstdcxx} -Wl,--push-state,--as-needed ${_shared_flags} -Wl,--pop-state)
+  ${_libstdcxx} strata_openssl -Wl,--push-state,--as-needed ${_shared_flags} -Wl,--pop-state)
 list(LENGTH _archives _n)
-message(STATUS "gRPC: ${_n} static archives, libstdc++: ${_libstdcxx}")
+message(STATUS "gRPC: ${_n} static archives, libstdc++: ${_libstdcxx}; OpenSSL: ${_openssl_how}")
