@@ -29,24 +29,22 @@ int floor_clock(void *ctx) {
         return 0;
 }
 
-SEC("raw_tp/sched_process_fork")
-int floor_output(void *ctx) {
+/* A fork-sized record into the ring buffer; with_clock: stamped with a clock read. */
+static __always_inline int output(bool with_clock) {
         struct st_ev_fork ev = {};
         ev.h.type = ST_EV_FORK;
         ev.h.size = sizeof(ev);
+        if (with_clock)
+                ev.h.ts_ns = bpf_ktime_get_boot_ns();
         bpf_ringbuf_output(&floor_rb, &ev, sizeof(ev), BPF_RB_NO_WAKEUP);
         return 0;
 }
 
 SEC("raw_tp/sched_process_fork")
-int floor_clock_out(void *ctx) {
-        struct st_ev_fork ev = {};
-        ev.h.type = ST_EV_FORK;
-        ev.h.size = sizeof(ev);
-        ev.h.ts_ns = bpf_ktime_get_boot_ns();
-        bpf_ringbuf_output(&floor_rb, &ev, sizeof(ev), BPF_RB_NO_WAKEUP);
-        return 0;
-}
+int floor_output(void *ctx) { return output(false); }
+
+SEC("raw_tp/sched_process_fork")
+int floor_clock_out(void *ctx) { return output(true); }
 
 SEC("tp/syscalls/sys_exit_openat")
 int floor_openat(void *ctx) { return 0; }
