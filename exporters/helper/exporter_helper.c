@@ -404,6 +404,7 @@ int st_exporter_helper_start(struct st_exporter_helper *h) {
                 r = -pthread_create(&h->threads[h->n_threads], NULL, worker, h);
                 if (r < 0)
                         break;
+                (void) pthread_setname_np(h->threads[h->n_threads], "export-queue");
         }
         if (r < 0) {
                 /* Take down the workers already running; the queue stays for shutdown() to count. */

@@ -157,6 +157,8 @@ static int otlp_create(const struct st_component_settings *set, const void *cfgp
         grpc_init(); /* refcounted by gRPC; undone in destroy */
         st_grpc_route_logs();
         pthread_mutex_init(&e->log_lock, NULL);
+        pthread_mutex_init(&e->watch_lock, NULL);
+        pthread_cond_init(&e->watch_cond, NULL);
         atomic_init(&e->cut_at, INT64_MAX);
         e->cfg = c;
         e->log_name = strdup(set->log_name ? set->log_name : "exporter/otlp");
@@ -255,9 +257,7 @@ static int otlp_start(void *self) {
                 compression_names[c->compression]);
         return 0;
 fail:
-        otlp_watch_stop(e);
-        grpc_channel_destroy(e->channel);
-        e->channel = NULL;
+        otlp_channel_close(e);
         return r;
 }
 
@@ -274,11 +274,7 @@ static int otlp_shutdown(void *self, int64_t deadline_ns) {
         atomic_store(&e->cut_at, deadline_ns);
         st_exporter_helper_shutdown(e->helper, deadline_ns);
         /* The helper has waited for every send to return: nothing uses the channel now. */
-        otlp_watch_stop(e);
-        if (e->channel) {
-                grpc_channel_destroy(e->channel);
-                e->channel = NULL;
-        }
+        otlp_channel_close(e);
         return 0;
 }
 
@@ -297,6 +293,8 @@ static void otlp_destroy(void *self) {
         free(e->target);
         free(e->log_name);
         pthread_mutex_destroy(&e->log_lock);
+        pthread_mutex_destroy(&e->watch_lock);
+        pthread_cond_destroy(&e->watch_cond);
         free(e);
         grpc_shutdown();
 }

@@ -44,7 +44,9 @@ struct otlp_exporter {
 
         pthread_t watch_thread;        /* otlp_watch.c */
         grpc_completion_queue *watch_cq;
-        atomic_bool watch_stop;
+        pthread_mutex_t watch_lock;    /* the fields below, and the channel against its destruction */
+        pthread_cond_t watch_cond;     /* a ready channel's watcher sleeps on it */
+        bool watch_stop, watch_kicked;
         bool watching;
 
         pthread_mutex_t log_lock;      /* partial-success warnings, at most one a second */
@@ -59,7 +61,10 @@ int otlp_channel_credentials(const struct otlp_tls_config *tls, bool use_tls, gr
 
 /* The thread that polls the channel between calls and logs its connection state. */
 int otlp_watch_start(struct otlp_exporter *e);
-void otlp_watch_stop(struct otlp_exporter *e); /* no-op when not started */
+/* An export failed: the watcher, which sleeps while the channel is ready, looks again. */
+void otlp_watch_kick(struct otlp_exporter *e);
+/* Destroys the channel (when there is one) and stops the watcher (when started). */
+void otlp_channel_close(struct otlp_exporter *e);
 
 /* st_send_fn: one Export call. */
 void otlp_send(void *exporter, st_batch *b, int64_t deadline_ns, struct st_send_result *res);

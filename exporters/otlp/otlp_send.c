@@ -238,6 +238,7 @@ void otlp_send(void *exporter, st_batch *b, int64_t deadline_ns, struct st_send_
         if (status == GRPC_STATUS_OK)
                 handle_ok(e, b, resp, res);
         else {
+                otlp_watch_kick(e); /* a connection that broke is noticed and mended by its polling */
                 handle_error(e, status, details, &trailing, cut, res);
                 if (error_string)
                         st_debug(e->log_name, "%s Export failed: %s", st_signals[b->signal].name, error_string);

@@ -318,6 +318,7 @@ static int batch_start(void *self) {
                 return -r;
         }
         p->timer_running = true;
+        (void) pthread_setname_np(p->timer, "batch");
         return 0;
 }
 

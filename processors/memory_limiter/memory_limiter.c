@@ -177,6 +177,7 @@ static int memory_limiter_start(void *self) {
                 return -r;
         }
         m->thread_running = true;
+        (void) pthread_setname_np(m->thread, "mem-sampler");
         return 0;
 }
 

@@ -509,6 +509,7 @@ static int ebpf_start(void *self) {
                 return e;
         }
         r->running = true;
+        (void) pthread_setname_np(r->thread, "ebpf-reader");
         /* the connections to strata's own ports: receivers attribute their senders with them */
         if (kprobes_peer_lookup(r->k, &(struct st_peer_key) { 0 }, &(struct st_peer_owner) { 0 }) != -ENODEV) {
                 struct st_conn_owner_source src = { .lookup = peer_lookup, .watch_port = peer_watch, .data = r };

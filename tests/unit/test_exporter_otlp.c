@@ -877,6 +877,31 @@ static void test_backend_down_then_up(void **state) {
         child_server_stop(c);
 }
 
+/* The watcher sleeps while the channel is ready (otlp_watch.c): a backend that goes away
+ * while the exporter is idle is noticed by the next export, which fails and wakes the watcher
+ * to reconnect; the retry reaches the backend once it is back. */
+static void test_backend_restarted_while_idle(void **state) {
+        int port = free_port();
+        struct exp *x = exp_start("otlp/idle-restart",
+                                  "endpoint: 127.0.0.1:%d\ntls: { insecure: true }\ntimeout: 500ms\n" FAST_RETRY, port);
+        struct child c = child_server_start(port);
+
+        assert_int_equal(consume(x, make_traces(4, "before")), 0);
+        assert_true(wait_counter(x, ST_TRACES, offsetof(struct st_signal_counters, sent), 4, 5 * ST_NS_PER_SEC));
+        /* past the watch that a failed first attempt (the channel was connecting) starts */
+        sleep_ns(1200 * MS);
+        child_server_stop(c);
+        sleep_ns(200 * MS);
+        c = child_server_start(port);
+        int64_t up = st_now_ns();
+        assert_int_equal(consume(x, make_traces(6, "after")), 0);
+        assert_true(wait_counter(x, ST_TRACES, offsetof(struct st_signal_counters, sent), 10, 5 * ST_NS_PER_SEC));
+        assert_true(st_now_ns() - up < 800 * MS);
+        assert_int_equal(FAILED(x, ST_TRACES) + DROPPED(x, ST_TRACES), 0);
+        exp_stop(x, ST_NS_PER_SEC);
+        child_server_stop(c);
+}
+
 static void test_shutdown_backend_down_drops(void **state) {
         int port = free_port();
         struct exp *x = exp_start("otlp/down",
@@ -1100,6 +1125,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test_setup_teardown(test_retry_info_honoured, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_partial_success, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_backend_down_then_up, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_backend_restarted_while_idle, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_shutdown_backend_down_drops, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_shutdown_cuts_hanging_call, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_timeout_retried, setup, teardown),
