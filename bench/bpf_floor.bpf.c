@@ -2,8 +2,8 @@
  * measure what any program costs on this machine before its own work: the kernel's dispatch
  * and run-time accounting (empty), a clock read (clock), the ring-buffer output of a record the
  * size of a fork record (output), and both (clock_output: the least a timed record costs).
- * And an empty program on openat's exit, for what the syscall tracepoint machinery itself
- * costs an open. kernel.sh sets strata's figures against these, from the same run. */
+ * And empty programs on the syscall tracepoints of the code hooks, for what the syscall
+ * tracepoint machinery itself costs an open, and an exec. kernel.sh sets strata's figures against these, from the same run. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -48,3 +48,11 @@ int floor_clock_out(void *ctx) { return output(true); }
 
 SEC("tp/syscalls/sys_exit_openat")
 int floor_openat(void *ctx) { return 0; }
+
+/* With floor_openat: the tracepoints of the ebpf receiver's code hooks, empty, under an exec
+ * storm (the dynamic loader opens and maps each library). */
+SEC("tp/syscalls/sys_exit_openat2")
+int floor_openat2(void *ctx) { return 0; }
+
+SEC("tp/syscalls/sys_enter_mmap")
+int floor_mmap(void *ctx) { return 0; }

@@ -8,8 +8,11 @@
  * round runs every program, so that the machine's drift hits them alike; the median round is
  * reported. Then the syscall tracepoints' own toll: open+close of one file, flat out for
  * 0.5 s at a time, alone and with an empty program on sys_exit_openat, alternating; the
- * median slowdown is reported. The last line is for scripts (bench/kernel.sh):
+ * median slowdown is reported. Likewise for fork+exec+wait of /bin/true with empty programs
+ * on the three syscall tracepoints of the ebpf receiver's code hooks (sys_exit_openat,
+ * sys_exit_openat2, sys_enter_mmap). The last line is for scripts (bench/kernel.sh):
  *   bpf_floor empty_ns=X clock_ns=X output_ns=X clock_output_ns=X openat_slowdown_pct=X
+ *             exec_slowdown_pct=X
  * Exits 2 when it cannot run. */
 #include <errno.h>
 #include <fcntl.h>
@@ -87,6 +90,63 @@ static int open_rate(const char *path, double seconds, double *ret) {
                 t = now_s();
         } while (t - t0 < seconds);
         *ret = (double) n / (t - t0);
+        return 0;
+}
+
+/* fork+exec+wait of /bin/true per second, flat out for `seconds`. */
+static int exec_rate(double seconds, double *ret) {
+        static char *const argv[] = { (char *) "true", NULL };
+        static char *const envp[] = { NULL };
+        unsigned long n = 0;
+        double t0 = now_s(), t;
+        do {
+                for (int i = 0; i < 16; i++, n++) {
+                        int status;
+                        pid_t c = fork();
+                        if (c < 0)
+                                return -errno;
+                        if (c == 0) {
+                                execve("/bin/true", argv, envp);
+                                _exit(127);
+                        }
+                        if (waitpid(c, &status, 0) < 0)
+                                return -errno;
+                        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                                return -ENOEXEC;
+                }
+                t = now_s();
+        } while (t - t0 < seconds);
+        *ret = (double) n / (t - t0);
+        return 0;
+}
+
+/* The median slowdown (%) of an exec storm with the code hooks' tracepoints holding empty
+ * programs. */
+static int exec_toll(struct bpf_program **progs, size_t n_progs, unsigned long rounds, double *ret) {
+        double slow[MAX_ROUNDS];
+        int r = 0;
+        for (unsigned long i = 0; i < rounds && r == 0; i++) {
+                double alone1 = 0, with = 0, alone2 = 0;
+                struct bpf_link *links[4] = { NULL };
+                r = exec_rate(0.5, &alone1);
+                for (size_t k = 0; k < n_progs && r == 0; k++) {
+                        links[k] = bpf_program__attach(progs[k]);
+                        if (!links[k])
+                                r = -errno;
+                }
+                if (r == 0)
+                        r = exec_rate(1.0, &with);
+                for (size_t k = 0; k < n_progs; k++)
+                        bpf_link__destroy(links[k]);
+                if (r == 0)
+                        r = exec_rate(0.5, &alone2);
+                if (r == 0)
+                        slow[i] = (1 - with / ((alone1 + alone2) / 2)) * 100;
+        }
+        if (r < 0)
+                return r;
+        qsort(slow, rounds, sizeof(double), cmp_double);
+        *ret = slow[rounds / 2];
         return 0;
 }
 
@@ -212,10 +272,19 @@ int main(int argc, char **argv) {
                 goto out;
         }
         printf("  an empty program on sys_exit_openat slows open+close of one file by %.1f%%\n", toll);
+        struct bpf_program *code_hooks[] = { skel->progs.floor_openat, skel->progs.floor_openat2, skel->progs.floor_mmap };
+        double exec_slow = 0;
+        e = exec_toll(code_hooks, sizeof(code_hooks) / sizeof(code_hooks[0]), rounds, &exec_slow);
+        if (e < 0) {
+                fprintf(stderr, "bpf_floor: exec storm: %s\n", strerror(-e));
+                goto out;
+        }
+        printf("  empty programs on sys_exit_openat, sys_exit_openat2 and sys_enter_mmap slow fork+exec of /bin/true by %.1f%%\n",
+               exec_slow);
         printf("bpf_floor");
         for (size_t i = 0; i < n_progs; i++)
                 printf(" %s_ns=%.0f", progs[i].key, progs[i].ns[rounds / 2]);
-        printf(" openat_slowdown_pct=%.1f\n", toll);
+        printf(" openat_slowdown_pct=%.1f exec_slowdown_pct=%.1f\n", toll, exec_slow);
         rc = 0;
 out:
         if (stats_fd >= 0)

@@ -179,7 +179,9 @@ if [[ -x $FLOOR ]] && "$FLOOR" > "$WORK/floor.out" 2> "$WORK/floor.err"; then
         echo "This machine's floor per program run (\`bench/bpf_floor\`, same run): an empty program $(fv empty_ns) ns;" \
              "with a clock read $(fv clock_ns) ns; with a ring-buffer output $(fv output_ns) ns; with both $(fv clock_output_ns) ns" \
              "(the least a timestamped record costs). An empty program on sys_exit_openat slows open+close by" \
-             "$(sed -n 's/.* openat_slowdown_pct=\([0-9.-]*\).*/\1/p' <<< "$f")% (the syscall tracepoints' own toll)."
+             "$(sed -n 's/.* openat_slowdown_pct=\([0-9.-]*\).*/\1/p' <<< "$f")% (the syscall tracepoints' own toll);" \
+             "empty programs on the code hooks' three syscall tracepoints slow fork+exec of /bin/true by" \
+             "$(sed -n 's/.* exec_slowdown_pct=\([0-9.-]*\).*/\1/p' <<< "$f")%."
 else
         log "bench/bpf_floor did not run: $(cat "$WORK/floor.err" 2>/dev/null)"
 fi
