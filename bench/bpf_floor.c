@@ -93,10 +93,9 @@ static int open_rate(const char *path, double seconds, double *ret) {
         return 0;
 }
 
-/* fork+exec+wait of /bin/true per second, flat out for `seconds`. */
+/* fork+exec+wait of /bin/true per second, flat out for `seconds`: kstorm's exec storm (with
+ * an argument, true sets up the locale of the environment: some 30 opens and 20 mmaps). */
 static int exec_rate(double seconds, double *ret) {
-        static char *const argv[] = { (char *) "true", NULL };
-        static char *const envp[] = { NULL };
         unsigned long n = 0;
         double t0 = now_s(), t;
         do {
@@ -106,7 +105,7 @@ static int exec_rate(double seconds, double *ret) {
                         if (c < 0)
                                 return -errno;
                         if (c == 0) {
-                                execve("/bin/true", argv, envp);
+                                execl("/bin/true", "true", "kstorm", (char *) NULL);
                                 _exit(127);
                         }
                         if (waitpid(c, &status, 0) < 0)
