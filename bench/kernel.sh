@@ -15,6 +15,9 @@
 #   events lost.
 # Then the loss test: package-file opens paced at RATE_EVENTS events/s (default 100000) for
 # RATE_SECONDS: events lost must be 0. Then bench/bpf_floor: what any program costs here.
+# Knobs (environment): STORM_SECONDS=5 STATS_SECONDS=3 RATE_EVENTS=100000 RATE_SECONDS=3;
+#   EVENTS="process, code": the receiver's `events` (default: all kinds); ONLY=exec (or
+#   connect, open): only the storms of that mode, and no loss test (its opens need `code`).
 # Needs root (BPF). Exits 2 when it cannot run; targets are reported, not enforced.
 set -euo pipefail
 
@@ -23,6 +26,8 @@ STORM_SECONDS=${STORM_SECONDS:-5}
 RATE_EVENTS=${RATE_EVENTS:-100000}
 RATE_SECONDS=${RATE_SECONDS:-3}
 STATS_SECONDS=${STATS_SECONDS:-3}
+EVENTS=${EVENTS:-}
+ONLY=${ONLY:-}
 STRATA=$BUILD/strata
 KSTORM=$BUILD/bench/kstorm
 FLOOR=$BUILD/bench/bpf_floor
@@ -48,7 +53,7 @@ log() { printf '[kbench] %s\n' "$*" >&2; }
 PORT=$(( 20000 + RANDOM % 12000 ))
 cat > "$WORK/strata.yaml" <<YAML
 receivers:
-  ebpf: { ring_buffer_size: 16MiB }
+  ebpf: { ring_buffer_size: 16MiB${EVENTS:+, events: [$EVENTS]} }
 processors:
   batch: {}
 exporters:
@@ -102,6 +107,13 @@ storm() { # storm ARGS...: prints ops/s
 
 STORMS=("exec" "connect" "open --files 20000 --match" "open --files 1000")
 NAMES=("exec storm (fork+exec+exit)" "connect storm (loopback connect+accept+close)" "open storm, package files (*.so, 20k distinct)" "open storm, other files (filtered in kernel)")
+if [[ -n $ONLY ]]; then
+        for i in "${!STORMS[@]}"; do
+                [[ ${STORMS[i]%% *} == "$ONLY" ]] || unset "STORMS[i]" "NAMES[i]"
+        done
+        (( ${#STORMS[@]} )) || { echo "kernel.sh: ONLY=$ONLY: no such storm (exec, connect, open)" >&2; exit 2; }
+fi
+[[ -n $EVENTS ]] && log "events: [$EVENTS]"
 
 log "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
 declare -a ALONE
@@ -139,11 +151,13 @@ done
 sysctl -qw kernel.bpf_stats_enabled=0
 
 # Losses at a set rate: every open of a distinct *.so is one event.
-l0=$(metric ebpf_lost_events_total); e0=$(metric ebpf_events_total)
-files=$((RATE_EVENTS * RATE_SECONDS))
-"$KSTORM" open --match --files "$files" --rate "$RATE_EVENTS" --duration "$RATE_SECONDS" > "$WORK/rate.out"
-sleep 0.5
-l1=$(metric ebpf_lost_events_total); e1=$(metric ebpf_events_total)
+if [[ -z $ONLY ]]; then
+        l0=$(metric ebpf_lost_events_total); e0=$(metric ebpf_events_total)
+        files=$((RATE_EVENTS * RATE_SECONDS))
+        "$KSTORM" open --match --files "$files" --rate "$RATE_EVENTS" --duration "$RATE_SECONDS" > "$WORK/rate.out"
+        sleep 0.5
+        l1=$(metric ebpf_lost_events_total); e1=$(metric ebpf_events_total)
+fi
 kill -TERM "$STRATA_PID"; wait "$STRATA_PID" || true; STRATA_PID=
 
 # The baseline again, after: this VM's speed drifts by several percent over a minute, so the
@@ -168,8 +182,10 @@ all_us = st / 1e3 / ev if ev else float("nan")
 print(f"| {name} | {before:,.0f}, {after:,.0f} | {with_:,.0f} | {slow:.1f}% | {ev / secs:,.0f} | {user_us:.2f} | {all_us:.2f} | {tns / runs if runs else float('nan'):.0f} | {per} | {lost} |")
 PY
 done
-echo
-echo "At $RATE_EVENTS events/s for ${RATE_SECONDS}s ($(sed -n 's/.* rate=\([0-9]*\).*/\1/p' "$WORK/rate.out") opens/s achieved): $((e1 - e0)) events read, $((l1 - l0)) lost."
+if [[ -z $ONLY ]]; then
+        echo
+        echo "At $RATE_EVENTS events/s for ${RATE_SECONDS}s ($(sed -n 's/.* rate=\([0-9]*\).*/\1/p' "$WORK/rate.out") opens/s achieved): $((e1 - e0)) events read, $((l1 - l0)) lost."
+fi
 # What any program costs here before its own work, measured now: the per-program figures
 # above are read against it (VMs differ several-fold in clock reads and cache misses).
 if [[ -x $FLOOR ]] && "$FLOOR" > "$WORK/floor.out" 2> "$WORK/floor.err"; then
@@ -187,4 +203,4 @@ else
 fi
 echo
 echo "Targets: user CPU ≤ 1 µs/event; BPF ≤ 150 ns/run; 0 lost at 100k events/s; slowdown ≤ 2%."
-echo "Command: \`./bench/kernel.sh $BUILD\` (STORM_SECONDS=$STORM_SECONDS STATS_SECONDS=$STATS_SECONDS RATE_EVENTS=$RATE_EVENTS RATE_SECONDS=$RATE_SECONDS); $(nproc) CPUs, $(date -u +%F)."
+echo "Command: \`${EVENTS:+EVENTS=\"$EVENTS\" }${ONLY:+ONLY=$ONLY }./bench/kernel.sh $BUILD\` (STORM_SECONDS=$STORM_SECONDS STATS_SECONDS=$STATS_SECONDS RATE_EVENTS=$RATE_EVENTS RATE_SECONDS=$RATE_SECONDS); $(nproc) CPUs, $(date -u +%F)."
