@@ -156,6 +156,26 @@ static __always_inline int emit_file(struct file *f, __u8 kind, bool filter_leaf
 
         if (!f)
                 return 0;
+        int leaf = LEAF_ALWAYS;
+        if (filter_leaf && cast) {
+                /* Most opens are of files we drop: classify the name before any other read, with
+                 * the dentry through BTF and the name's tail on the stack (one probe read). */
+                struct dentry *dc = st_cast(f, struct file)->f_path.dentry;
+                if (!dc)
+                        return 0;
+                char t[2 * LEAF_TAIL];
+                __u32 len = dc->d_name.len;
+                const unsigned char *name = dc->d_name.name;
+                if (!len)
+                        return 0;
+                __u32 n = len < LEAF_TAIL ? len : LEAF_TAIL;
+                if (bpf_probe_read_kernel(t, n & (LEAF_TAIL - 1 + LEAF_TAIL), name + len - n) < 0)
+                        return 0;
+                leaf = classify_leaf(t, n);
+                if (leaf == LEAF_NO)
+                        return 0;
+                filter_leaf = false;
+        }
         /* the mount and the dentry in one read; the inode only for files that pass the filter */
         struct path fp;
         if (bpf_core_read(&fp, sizeof(fp), &f->f_path) < 0)
@@ -168,16 +188,9 @@ static __always_inline int emit_file(struct file *f, __u8 kind, bool filter_leaf
         if (!s)
                 return 0;
 
-        int leaf = LEAF_ALWAYS;
         if (filter_leaf) {
                 struct qstr q;
-                if (cast) {
-                        struct dentry *dt = st_cast(d, struct dentry);
-                        q.len = dt->d_name.len;
-                        q.name = dt->d_name.name;
-                        if (!q.len)
-                                return 0;
-                } else if (bpf_probe_read_kernel(&q, sizeof(q), &d->d_name) < 0 || !q.len)
+                if (bpf_probe_read_kernel(&q, sizeof(q), &d->d_name) < 0 || !q.len)
                         return 0;
                 __u32 n = q.len < LEAF_TAIL ? q.len : LEAF_TAIL;
                 if (bpf_probe_read_kernel(s->leaf, n & (LEAF_TAIL - 1 + LEAF_TAIL), q.name + q.len - n) < 0)
