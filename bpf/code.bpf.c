@@ -163,14 +163,16 @@ static __always_inline int emit_file(struct file *f, __u8 kind, bool filter_leaf
                 struct dentry *dc = st_cast(f, struct file)->f_path.dentry;
                 if (!dc)
                         return 0;
-                char t[2 * LEAF_TAIL];
+                char t[2 * LEAF_TAIL] = {};
                 __u32 len = dc->d_name.len;
                 const unsigned char *name = dc->d_name.name;
                 if (!len)
                         return 0;
                 __u32 n = len < LEAF_TAIL ? len : LEAF_TAIL;
-                if (bpf_probe_read_kernel(t, n & (LEAF_TAIL - 1 + LEAF_TAIL), name + len - n) < 0)
-                        return 0;
+                /* The tail's 16 bytes through a 16-byte kernel type, as plain loads (a byte
+                 * past a page's end would read as 0): no helper call. */
+                const struct in6_addr *tail = st_cast(name + len - n, struct in6_addr);
+                __builtin_memcpy(t, tail->in6_u.u6_addr8, LEAF_TAIL);
                 leaf = classify_leaf(t, n);
                 if (leaf == LEAF_NO)
                         return 0;
