@@ -1,6 +1,7 @@
 #include "cgroup.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <fcntl.h>
@@ -18,6 +19,40 @@ int st_cgroup2_mount(const char *mounts_path, char *buf, size_t cap) {
                 if (sscanf(line, "%255s %1023s %63s", dev, dir, type) != 3 || strcmp(type, "cgroup2") != 0)
                         continue;
                 /* mounts escapes spaces as \040; cgroup mount points have none in practice */
+                if (strlen(dir) >= cap) {
+                        r = -ENAMETOOLONG;
+                        break;
+                }
+                strcpy(buf, dir);
+                r = 0;
+                break;
+        }
+        fclose(f);
+        return r;
+}
+
+static bool has_option(const char *opts, const char *opt) {
+        size_t n = strlen(opt);
+        for (const char *p = opts; p; p = strchr(p, ',')) {
+                if (*p == ',')
+                        p++;
+                if (strncmp(p, opt, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+                        return true;
+        }
+        return false;
+}
+
+int st_cgroup_v1_mount(const char *mounts_path, const char *controller, char *buf, size_t cap) {
+        FILE *f = fopen(mounts_path, "re");
+        char line[4096];
+        int r = -ENOENT;
+        if (!f)
+                return -errno;
+        while (fgets(line, sizeof(line), f)) {
+                char dev[256], dir[1024], type[64], opts[1024];
+                if (sscanf(line, "%255s %1023s %63s %1023s", dev, dir, type, opts) != 4 || strcmp(type, "cgroup") != 0 ||
+                    !has_option(opts, controller))
+                        continue;
                 if (strlen(dir) >= cap) {
                         r = -ENAMETOOLONG;
                         break;

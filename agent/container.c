@@ -185,7 +185,38 @@ int st_container_from_cgroup_file(const char *text, struct st_container_ref *ret
         return parse_file(text, ret, &v2);
 }
 
-static int of_pid(const char *proc_root, uint32_t pid, struct st_container_ref *ret, bool *ret_from_v2) {
+/* The path of the v1 line whose controllers include "memory", into buf ("" when none). */
+static void memcg_line(const char *text, char *buf, size_t cap) {
+        buf[0] = '\0';
+        for (const char *line = text; *line;) {
+                const char *nl = strchr(line, '\n');
+                size_t len = nl ? (size_t) (nl - line) : strlen(line);
+                const char *c1 = memchr(line, ':', len);
+                const char *c2 = c1 ? memchr(c1 + 1, ':', len - (size_t) (c1 + 1 - line)) : NULL;
+                if (c2) {
+                        for (const char *t = c1 + 1; t < c2;) {
+                                const char *comma = memchr(t, ',', (size_t) (c2 - t));
+                                const char *end = comma ? comma : c2;
+                                if (end - t == 6 && memcmp(t, "memory", 6) == 0) {
+                                        size_t n = len - (size_t) (c2 + 1 - line);
+                                        if (n < cap) {
+                                                memcpy(buf, c2 + 1, n);
+                                                buf[n] = '\0';
+                                        }
+                                        return;
+                                }
+                                t = end + 1;
+                        }
+                }
+                if (!nl)
+                        break;
+                line = nl + 1;
+        }
+}
+
+/* memcg_path (may be NULL): the memory controller's v1 path, "" when none. */
+static int of_pid(const char *proc_root, uint32_t pid, struct st_container_ref *ret, bool *ret_from_v2, char *memcg_path,
+                  size_t memcg_cap) {
         char path[256], text[8192];
         snprintf(path, sizeof(path), "%s/%u/cgroup", proc_root, pid);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -197,12 +228,14 @@ static int of_pid(const char *proc_root, uint32_t pid, struct st_container_ref *
         if (n < 0)
                 return -e;
         text[n] = '\0';
+        if (memcg_path)
+                memcg_line(text, memcg_path, memcg_cap);
         return parse_file(text, ret, ret_from_v2);
 }
 
 int st_container_of_pid(const char *proc_root, uint32_t pid, struct st_container_ref *ret) {
         bool v2;
-        return of_pid(proc_root, pid, ret, &v2);
+        return of_pid(proc_root, pid, ret, &v2, NULL, 0);
 }
 
 /* cgroup v2 id → container, for the containers found through the v2 line only: on hybrid
@@ -223,8 +256,24 @@ static struct {
 
 static size_t slot_of(uint64_t id) { return (size_t) ((id * UINT64_C(0x9e3779b97f4a7c15)) >> 54) % CACHE_SLOTS; }
 
-static char mount_buf[1024];
-static bool have_mount, v1_mounted;
+/* On hosts with v1 hierarchies, the same by the pair (v2 id, id in the memory controller's
+ * v1 hierarchy), which the exec record carries: a container engine that uses v1 puts each
+ * container in a memory cgroup of its own, so the pair names one container, or none, and
+ * /proc/PID/cgroup is read once per pair instead of once per exec. An entry is made only when
+ * the memory cgroup that /proc names has the record's id: a process moved between its exec
+ * and that read (runc moves its init into the container's cgroups, then execs) is not cached
+ * under ids it no longer has. */
+static struct {
+        pthread_mutex_t lock;
+        uint64_t v2[CACHE_SLOTS], memcg[CACHE_SLOTS];
+        bool none[CACHE_SLOTS];
+        struct st_container_ref refs[CACHE_SLOTS];
+} memcg_cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static size_t memcg_slot_of(uint64_t v2, uint64_t memcg) { return slot_of(v2 ^ (memcg * UINT64_C(0xff51afd7ed558ccd))); }
+
+static char mount_buf[1024], memcg_mount_buf[1024];
+static bool have_mount, have_memcg_mount, v1_mounted;
 static pthread_once_t mount_once = PTHREAD_ONCE_INIT;
 static void mount_init(void) {
         char text[4096];
@@ -239,6 +288,8 @@ static void mount_init(void) {
         for (ssize_t i = 0; i < n && !v1_mounted; i++)
                 if ((i == 0 || text[i - 1] == '\n') && strncmp(text + i, "0::", 3) != 0)
                         v1_mounted = true;
+        have_memcg_mount = v1_mounted && st_cgroup_v1_mount("/proc/self/mounts", "memory", memcg_mount_buf,
+                                                            sizeof(memcg_mount_buf)) == 0;
 }
 static const char *cgroup2_mount(void) {
         pthread_once(&mount_once, mount_init);
@@ -255,10 +306,36 @@ static void cache_put(uint64_t cgroup_id, const struct st_container_ref *c) {
         pthread_mutex_unlock(&cache.lock);
 }
 
-int st_container_resolve(uint64_t cgroup_id, const char *proc_root, uint32_t pid, struct st_container_ref *ret) {
+static void memcg_cache_put(uint64_t cgroup_id, uint64_t memcg_id, const struct st_container_ref *c) {
+        size_t i = memcg_slot_of(cgroup_id, memcg_id);
+        pthread_mutex_lock(&memcg_cache.lock);
+        memcg_cache.v2[i] = cgroup_id;
+        memcg_cache.memcg[i] = memcg_id;
+        memcg_cache.none[i] = !c;
+        if (c)
+                memcg_cache.refs[i] = *c;
+        pthread_mutex_unlock(&memcg_cache.lock);
+}
+
+/* 0: found (*ret), -ENOENT: known to be in no container, -EAGAIN: not cached */
+static int memcg_cache_get(uint64_t cgroup_id, uint64_t memcg_id, struct st_container_ref *ret) {
+        size_t i = memcg_slot_of(cgroup_id, memcg_id);
+        int r = -EAGAIN;
+        pthread_mutex_lock(&memcg_cache.lock);
+        if (memcg_cache.memcg[i] == memcg_id && memcg_cache.v2[i] == cgroup_id) {
+                r = memcg_cache.none[i] ? -ENOENT : 0;
+                if (r == 0)
+                        *ret = memcg_cache.refs[i];
+        }
+        pthread_mutex_unlock(&memcg_cache.lock);
+        return r;
+}
+
+int st_container_resolve(uint64_t cgroup_id, uint64_t memcg_id, const char *proc_root, uint32_t pid,
+                         struct st_container_ref *ret) {
         struct st_container_ref c;
         const char *mount = cgroup2_mount();
-        char path[4096];
+        char path[4096], memcg_path[4096];
         bool v2 = false;
         int r;
 
@@ -277,7 +354,8 @@ int st_container_resolve(uint64_t cgroup_id, const char *proc_root, uint32_t pid
                         return -ENOENT;
                 /* the event's own cgroup, by id: right even when the process has exited, moved,
                  * or its pid was reused since the event */
-                if (!none && mount && st_cgroup2_path_of_id(mount, cgroup_id, path, sizeof(path)) == 0) {
+                int pr = !none && mount ? st_cgroup2_path_of_id(mount, cgroup_id, path, sizeof(path)) : -ENOENT;
+                if (pr == 0) {
                         if (st_container_from_path(path, &c) == 0) {
                                 cache_put(cgroup_id, &c);
                                 *ret = c;
@@ -286,10 +364,31 @@ int st_container_resolve(uint64_t cgroup_id, const char *proc_root, uint32_t pid
                         cache_put(cgroup_id, NULL);
                         if (!v1_mounted)
                                 return -ENOENT;
-                }
+                } else if (pr == -EXDEV && v1_mounted)
+                        cache_put(cgroup_id, NULL); /* the v2 root here: the v1 lines tell, below */
         }
         /* v1 lines (hybrid hosts whose engine uses v1 only), or no privilege to open by id */
-        r = of_pid(proc_root, pid, &c, &v2);
+        bool by_memcg = memcg_id && have_memcg_mount;
+        memcg_path[0] = '\0';
+        if (by_memcg) {
+                r = memcg_cache_get(cgroup_id, memcg_id, &c);
+                if (r == 0)
+                        *ret = c;
+                if (r != -EAGAIN)
+                        return r;
+                /* the memory cgroup by id, as for v2: right after the process has gone too */
+                if (st_cgroup2_path_of_id(memcg_mount_buf, memcg_id, path, sizeof(path)) == 0) {
+                        r = st_container_from_path(path, &c);
+                        memcg_cache_put(cgroup_id, memcg_id, r == 0 ? &c : NULL);
+                        if (r == 0)
+                                *ret = c;
+                        return r;
+                }
+        }
+        r = of_pid(proc_root, pid, &c, &v2, by_memcg ? memcg_path : NULL, sizeof(memcg_path));
+        if (by_memcg && (r == 0 || r == -ENOENT) && memcg_path[0] &&
+            st_cgroup2_id(memcg_mount_buf, memcg_path) == memcg_id)
+                memcg_cache_put(cgroup_id, memcg_id, r == 0 ? &c : NULL);
         if (r < 0)
                 return r;
         if (cgroup_id && v2 && mount && st_cgroup2_path_of(proc_root, pid, path, sizeof(path)) == 0 &&

@@ -43,7 +43,9 @@ int st_container_from_cgroup_file(const char *text, struct st_container_ref *ret
  * is gone, -errno on other read errors. */
 int st_container_of_pid(const char *proc_root, uint32_t pid, struct st_container_ref *ret);
 
-/* The container of process pid whose v2 cgroup id is cgroup_id (0: unknown): from a cache of
- * ids, else from proc_root/PID/cgroup. Thread-safe. -ENOENT when in no container, -errno when
- * the process is gone (callers keep what the parent had). */
-int st_container_resolve(uint64_t cgroup_id, const char *proc_root, uint32_t pid, struct st_container_ref *ret);
+/* The container of process pid whose v2 cgroup id is cgroup_id and whose cgroup in the memory
+ * controller's hierarchy has the id memcg_id (either 0: unknown): from caches of ids, else
+ * from proc_root/PID/cgroup. Thread-safe. -ENOENT when in no container, -errno when the
+ * process is gone (callers keep what the parent had). */
+int st_container_resolve(uint64_t cgroup_id, uint64_t memcg_id, const char *proc_root, uint32_t pid,
+                         struct st_container_ref *ret);

@@ -65,6 +65,9 @@ struct st_ev_exec {
         __u64 exe_inode;      /* the file exec'd: the path above is only what exec was given */
         __u32 exe_dev;        /* its st_dev, kernel encoding (major << 20 | minor) */
         __u32 _pad2;
+        __u64 memcg_id;       /* the id of its cgroup in the memory controller's v1 hierarchy
+                               * on hybrid hosts, where the v2 id alone names no container
+                               * (0: no v1 memory hierarchy) */
 };
 
 struct st_ev_exit {

@@ -12,6 +12,9 @@ const volatile __u32 args_max = 1024; /* argv bytes kept per exec, <= ST_ARGS_MA
  * the last thread is the one that finds signal->live at 0, which two exiting threads can both
  * see. */
 const volatile bool exit_has_group_dead = false;
+/* A v1 memory hierarchy is mounted (hybrid hosts): exec records carry the memory cgroup's id,
+ * by which user space knows the container without reading /proc for every exec. */
+const volatile bool memcg_v1 = false;
 
 struct exec_scratch {
         struct st_ev_exec ev;
@@ -45,6 +48,22 @@ static __always_inline int on_fork(struct task_struct *parent, struct task_struc
         return 0;
 }
 
+/* The id of task's cgroup in the hierarchy the memory controller is bound to (the v2 one
+ * where it is on v2). The controller's index comes from the running kernel's BTF. */
+static __always_inline __u64 memcg_id(struct task_struct *task, bool btf) {
+        if (!memcg_v1 || !bpf_core_enum_value_exists(enum cgroup_subsys_id, memory_cgrp_id))
+                return 0;
+        int i = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+        if (i < 0 || i >= CGROUP_SUBSYS_COUNT)
+                return 0;
+        if (btf) {
+                struct cgroup_subsys_state *css = task->cgroups->subsys[i];
+                return css ? css->cgroup->kn->id : 0;
+        }
+        struct cgroup_subsys_state *css = BPF_CORE_READ(task, cgroups, subsys[i]);
+        return css ? BPF_CORE_READ(css, cgroup, kn, id) : 0;
+}
+
 static __always_inline int on_exec(struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm, bool btf) {
         __u32 zero = 0;
         struct exec_scratch *s;
@@ -68,6 +87,7 @@ static __always_inline int on_exec(struct task_struct *task, pid_t old_pid, stru
                 s->ev.exe_inode = exe->i_ino;
                 s->ev.exe_dev = exe->i_sb->s_dev;
                 mm = task->mm;
+                s->ev.memcg_id = memcg_id(task, true);
         } else {
                 struct inode *exe = BPF_CORE_READ(bprm, file, f_inode);
                 s->ev.ppid = BPF_CORE_READ(task, real_parent, tgid);
@@ -75,6 +95,7 @@ static __always_inline int on_exec(struct task_struct *task, pid_t old_pid, stru
                 s->ev.exe_inode = BPF_CORE_READ(exe, i_ino);
                 s->ev.exe_dev = BPF_CORE_READ(exe, i_sb, s_dev);
                 mm = BPF_CORE_READ(task, mm);
+                s->ev.memcg_id = memcg_id(task, false);
         }
 
         n = bpf_probe_read_kernel_str(s->data, ST_PATH_MAX, filename);

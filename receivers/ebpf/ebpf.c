@@ -299,7 +299,7 @@ static int on_record(void *ctx, void *data, size_t size) {
                 break;
         case ST_EV_EXEC:
                 process_from_exec(&ev, &proc, line, sizeof(line));
-                if (st_container_resolve(h->cgroup_id, r->cfg->proc_root, h->pid, &proc.container) == 0)
+                if (st_container_resolve(h->cgroup_id, ev.exec->memcg_id, r->cfg->proc_root, h->pid, &proc.container) == 0)
                         st_process_drop_sandbox(&proc);
                 else if (st_proctab_exec(r->procs, &proc) == 0) {
                         /* gone already, or in no container: the table keeps what the parent had */

@@ -13,6 +13,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
+#include "cgroup.h"
 #include "code.skel.h"
 #include "dns.skel.h"
 #include "log.h"
@@ -104,6 +105,9 @@ static void process_rodata(void *s, const struct kprobes_opts *o) {
         COMMON_RODATA(k, o);
         k->rodata->args_max = o->args_max;
         k->rodata->exit_has_group_dead = exit_has_group_dead();
+        /* only where user space can use it: a v1 memory hierarchy is mounted (container.c) */
+        char mount[256];
+        k->rodata->memcg_v1 = st_cgroup_v1_mount("/proc/self/mounts", "memory", mount, sizeof(mount)) == 0;
 }
 static void net_rodata(void *s, const struct kprobes_opts *o) {
         struct net_bpf *k = s;

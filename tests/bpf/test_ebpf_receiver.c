@@ -368,6 +368,78 @@ static void test_cgroup_filter(void **state) {
         assert_int_equal(rmdir(pod_dir), 0);
 }
 
+/* Runs /bin/sh -c "exit 0" tagged tag, moved into the cgroup whose cgroup.procs is procs
+ * (NULL: where we are) before it execs; returns its pid once it has exited. */
+static pid_t exec_in(const char *procs, const char *tag) {
+        int go[2];
+        assert_int_equal(pipe(go), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                char c;
+                close(go[1]);
+                if (read(go[0], &c, 1) != 1)
+                        _exit(126);
+                execl("/bin/sh", "/bin/sh", "-c", "exit 0", tag, (char *) NULL);
+                _exit(127);
+        }
+        close(go[0]);
+        if (procs) {
+                FILE *f = fopen(procs, "w");
+                assert_non_null(f);
+                fprintf(f, "%d\n", (int) pid);
+                assert_int_equal(fclose(f), 0);
+        }
+        assert_int_equal(write(go[1], "x", 1), 1);
+        close(go[1]);
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_int_equal(WEXITSTATUS(st), 0);
+        return pid;
+}
+
+/* Hybrid hosts whose container engine uses v1 (docker's cgroupfs driver): the container is
+ * known from the memory controller's v1 cgroup, which the exec record carries by id. Two
+ * processes exec'd in a cgroup named like docker's (the second answered from the cache of
+ * that id), then one outside it, which must not inherit the cached answer. */
+static void test_v1_memcg_container(void **state) {
+        char mount[256], base[512], dkr[600], dir[700], procs[800], id[65];
+        REQUIRE_ROOT();
+        if (st_cgroup_v1_mount("/proc/self/mounts", "memory", mount, sizeof(mount)) < 0) {
+                print_message("no v1 memory hierarchy on this host: skipped\n");
+                skip();
+        }
+        snprintf(id, sizeof(id), "%08x%056d", (unsigned) getpid(), 9);
+        snprintf(base, sizeof(base), "%s/strata-test-%d", mount, (int) getpid());
+        snprintf(dkr, sizeof(dkr), "%s/docker", base);
+        snprintf(dir, sizeof(dir), "%s/%s", dkr, id);
+        snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+        assert_int_equal(mkdir(base, 0755), 0);
+        assert_int_equal(mkdir(dkr, 0755), 0);
+        assert_int_equal(mkdir(dir, 0755), 0);
+
+        struct harness h;
+        rx_start(&h, "flush_interval: 50ms\nevents: [process]\n");
+        pid_t a = exec_in(procs, "memcg-a"), b = exec_in(procs, "memcg-b"), c = exec_in(NULL, "memcg-host");
+        rx_stop(&h);
+
+        struct cg_check ca = { .pid = a }, cb = { .pid = b }, cc = { .pid = c };
+        each_record(&h, resource_cgroup, &ca);
+        each_record(&h, resource_cgroup, &cb);
+        each_record(&h, resource_cgroup, &cc);
+        assert_int_equal(ca.found, 1);
+        assert_int_equal(cb.found, 1);
+        assert_int_equal(cc.found, 1);
+        assert_string_equal(ca.container_id, id);
+        assert_string_equal(ca.runtime, "docker");
+        assert_string_equal(cb.container_id, id);
+        assert_string_equal(cc.container_id, "");
+        rx_free(&h);
+        assert_int_equal(rmdir(dir), 0);
+        assert_int_equal(rmdir(dkr), 0);
+        assert_int_equal(rmdir(base), 0);
+}
+
 /* A multi-threaded process exits once, whichever of its threads goes last. */
 static void *sleeper(void *arg) {
         (void) arg;
@@ -486,6 +558,7 @@ int main(void) {
                 cmocka_unit_test(test_forced_raw_tp),
                 cmocka_unit_test(test_uid_filter),
                 cmocka_unit_test(test_cgroup_filter),
+                cmocka_unit_test(test_v1_memcg_container),
                 cmocka_unit_test(test_threaded_exit_once),
                 cmocka_unit_test(test_relative_exec_path),
         };

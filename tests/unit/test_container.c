@@ -170,7 +170,7 @@ static void test_resolve_without_container_by_id(void **state) {
         bool v1 = strncmp(text, "0::", 3) != 0 || strstr(text, "\n") != text + n - 1;
 
         for (int i = 0; i < 3; i++) {
-                int r = st_container_resolve(id, dir, 42, &c);
+                int r = st_container_resolve(id, 0, dir, 42, &c);
                 if (v1) {
                         assert_int_equal(r, 0);
                         assert_string_equal(c.id, ID);
@@ -180,11 +180,62 @@ static void test_resolve_without_container_by_id(void **state) {
         fake_proc_remove(dir);
 }
 
+/* Hybrid hosts: resolve() by the pair (v2 id, memory cgroup id). A real v1 memory cgroup named
+ * like docker's, and a /proc copy that puts pid 42 in it. The memory cgroup is found by its id
+ * (as v2 ones are), so the answer does not need /proc, and is kept: it outlives the cgroup. An
+ * id that names no cgroup falls back to /proc, and is not kept. */
+static void test_resolve_by_memcg(void **state) {
+        (void) state;
+        char mount[512], base[1024], dkr[1100], cg[1200], rel[256], text[512];
+        if (geteuid() != 0 || st_cgroup_v1_mount("/proc/self/mounts", "memory", mount, sizeof(mount)) < 0) {
+                print_message("no v1 memory hierarchy here (or not root): skipped\n");
+                skip();
+        }
+        snprintf(rel, sizeof(rel), "/strata-test-%d/docker/" ID2, (int) getpid());
+        snprintf(base, sizeof(base), "%s/strata-test-%d", mount, (int) getpid());
+        snprintf(dkr, sizeof(dkr), "%s/docker", base);
+        snprintf(cg, sizeof(cg), "%s%s", mount, rel);
+        assert_int_equal(mkdir(base, 0755), 0);
+        assert_int_equal(mkdir(dkr, 0755), 0);
+        assert_int_equal(mkdir(cg, 0755), 0);
+        struct stat st;
+        assert_int_equal(stat(cg, &st), 0);
+        uint64_t memcg = (uint64_t) st.st_ino, stale = memcg + 1000000, v2 = 1;
+
+        char dir[] = "/tmp/strata-container-XXXXXX";
+        snprintf(text, sizeof(text), "4:memory:%s\n1:name=systemd:/\n0::/\n", rel);
+        fake_proc(dir, text);
+        struct st_container_ref c = { 0 };
+        assert_int_equal(st_container_resolve(v2, stale, dir, 42, &c), 0); /* no such id: /proc */
+        assert_string_equal(c.id, ID2);
+        assert_int_equal(st_container_resolve(v2, memcg, dir, 42, &c), 0);
+        assert_string_equal(c.id, ID2);
+        fake_proc_remove(dir);
+        c = (struct st_container_ref) { 0 };
+        assert_int_equal(st_container_resolve(v2 + 1, memcg, dir, 42, &c), 0); /* by id, no /proc */
+        assert_string_equal(c.id, ID2);
+        assert_string_equal(c.runtime, "docker");
+        assert_int_equal(st_container_resolve(v2, stale, dir, 42, &c), -ESRCH); /* was not kept */
+
+        /* in no container */
+        assert_int_equal(stat(base, &st), 0);
+        assert_int_equal(st_container_resolve(v2, (uint64_t) st.st_ino, dir, 42, &c), -ENOENT);
+
+        assert_int_equal(rmdir(cg), 0);
+        assert_int_equal(rmdir(dkr), 0);
+        assert_int_equal(rmdir(base), 0);
+        /* the cgroup is gone: what was learnt about it stays; a new pair has nothing to go by */
+        assert_int_equal(st_container_resolve(v2, memcg, dir, 42, &c), 0);
+        assert_string_equal(c.id, ID2);
+        assert_int_equal(st_container_resolve(v2 + 2, memcg, dir, 42, &c), -ESRCH);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_table),
                 cmocka_unit_test(test_of_pid),
                 cmocka_unit_test(test_resolve_without_container_by_id),
+                cmocka_unit_test(test_resolve_by_memcg),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
