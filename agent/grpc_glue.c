@@ -224,7 +224,8 @@ int st_grpc_target_from_endpoint(const char *endpoint, char **ret_target, enum s
         if (!endpoint || !*endpoint)
                 return -EINVAL;
         if (strncmp(endpoint, "unix://", 7) == 0) {
-                if (endpoint[7] != '/' || !endpoint[8])
+                /* a path that does not fit sockaddr_un's sun_path (108 bytes with its NUL) */
+                if (endpoint[7] != '/' || !endpoint[8] || strlen(endpoint + 7) >= 108)
                         return -EINVAL;
                 t = strdup(endpoint);
                 goto done;

@@ -159,7 +159,7 @@ static __always_inline int emit_file(struct file *f, __u8 kind, bool filter_leaf
         int leaf = LEAF_ALWAYS;
         if (filter_leaf && cast) {
                 /* Most opens are of files we drop: classify the name before any other read, with
-                 * the dentry through BTF and the name's tail on the stack (one probe read). */
+                 * the dentry and the name's tail through BTF (below), into the stack. */
                 struct dentry *dc = st_cast(f, struct file)->f_path.dentry;
                 if (!dc)
                         return 0;

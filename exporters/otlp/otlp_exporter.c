@@ -233,8 +233,13 @@ static int otlp_start(void *self) {
 
         e->channel = grpc_channel_create(e->target, creds, &ca);
         grpc_channel_credentials_release(creds);
-        if (!e->channel) {
+        /* gRPC hands out a "lame" channel, whose calls all fail, for a target it cannot use;
+         * its connectivity cannot be watched either (and a watch on it outlives the channel) */
+        if (!e->channel || !grpc_channel_support_connectivity_watcher(e->channel)) {
                 st_error(e->log_name, "cannot create a gRPC channel to %s", e->target);
+                if (e->channel)
+                        grpc_channel_destroy(e->channel);
+                e->channel = NULL;
                 return -EINVAL;
         }
         for (int s = 0; s < ST_SIGNAL_COUNT; s++)

@@ -238,7 +238,11 @@ void otlp_send(void *exporter, st_batch *b, int64_t deadline_ns, struct st_send_
         if (status == GRPC_STATUS_OK)
                 handle_ok(e, b, resp, res);
         else {
-                otlp_watch_kick(e); /* a connection that broke is noticed and mended by its polling */
+                /* A connection that broke is noticed and mended by the watcher's polling. Not
+                 * for what a backend answered (refusals, bad data): those leave the channel
+                 * ready, and a watcher woken for each would poll for nothing. */
+                if (status == GRPC_STATUS_UNAVAILABLE || status == GRPC_STATUS_DEADLINE_EXCEEDED)
+                        otlp_watch_kick(e);
                 handle_error(e, status, details, &trailing, cut, res);
                 if (error_string)
                         st_debug(e->log_name, "%s Export failed: %s", st_signals[b->signal].name, error_string);

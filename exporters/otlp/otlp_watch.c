@@ -53,6 +53,10 @@ static void *watch(void *arg) {
         pthread_sigmask(SIG_BLOCK, &all, NULL);
 
         pthread_mutex_lock(&e->watch_lock);
+        if (e->watch_stop || !e->channel) { /* closed before this thread first ran */
+                pthread_mutex_unlock(&e->watch_lock);
+                return NULL;
+        }
         last = grpc_channel_check_connectivity_state(e->channel, 1); /* connect now */
         for (;;) {
                 /* The channel is destroyed under watch_lock, after watch_stop is set. */

@@ -689,7 +689,9 @@ static void test_targets(void **state) {
         };
         static const char *const bad[] = { "", "collector", ":4317", "collector:", "collector:0", "collector:65536",
                                            "::1:4317", "http://collector:4317/path", "ftp://c:1", "dns:collector:1",
-                                           "unix://relative", "https://", "c:43x7" };
+                                           "unix://relative", "https://", "c:43x7",
+                                           /* 108 bytes of path: sun_path has no room for its NUL */
+                                           "unix:///tmp/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" };
         for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
                 char *t = NULL;
                 enum st_grpc_scheme sc;
@@ -900,6 +902,42 @@ static void test_backend_restarted_while_idle(void **state) {
         assert_int_equal(FAILED(x, ST_TRACES) + DROPPED(x, ST_TRACES), 0);
         exp_stop(x, ST_NS_PER_SEC);
         child_server_stop(c);
+}
+
+/* The same, but the backend is still down when the next export comes: that export fails,
+ * which wakes the watcher, whose polling dials again while the retries wait; the backend that
+ * comes back gets the batch on the next retry (without the wake-up, nobody would poll, and
+ * the batch would be dropped after its retries). */
+static void test_backend_down_while_idle_then_up(void **state) {
+        int port = free_port();
+        struct child c = child_server_start(port);
+        struct exp *x = exp_start("otlp/idle-down",
+                                  "endpoint: 127.0.0.1:%d\ntls: { insecure: true }\ntimeout: 500ms\n" FAST_RETRY, port);
+
+        assert_int_equal(consume(x, make_traces(4, "before")), 0);
+        assert_true(wait_counter(x, ST_TRACES, offsetof(struct st_signal_counters, sent), 4, 5 * ST_NS_PER_SEC));
+        sleep_ns(1200 * MS); /* the watcher is asleep on a ready channel */
+        child_server_stop(c);
+        assert_int_equal(consume(x, make_traces(6, "during")), 0);
+        sleep_ns(1500 * MS);
+        assert_int_equal(SENT(x, ST_TRACES), 4);
+        c = child_server_start(port);
+        int64_t up = st_now_ns();
+        assert_true(wait_counter(x, ST_TRACES, offsetof(struct st_signal_counters, sent), 10, 5 * ST_NS_PER_SEC));
+        assert_true(st_now_ns() - up < 800 * MS);
+        assert_int_equal(FAILED(x, ST_TRACES) + DROPPED(x, ST_TRACES), 0);
+        exp_stop(x, ST_NS_PER_SEC);
+        child_server_stop(c);
+}
+
+/* A stop right after the start: the channel may be destroyed before the watcher thread first
+ * runs, which must then leave it alone (it used to crash on the NULL channel). */
+static void test_start_stop_races(void **state) {
+        for (int i = 0; i < 300; i++) {
+                struct exp *x = exp_start("otlp/quick", "endpoint: 127.0.0.1:1\ntls: { insecure: true }\n"
+                                                        "sending_queue: { enabled: false }\n");
+                exp_stop(x, 0);
+        }
 }
 
 static void test_shutdown_backend_down_drops(void **state) {
@@ -1126,6 +1164,8 @@ int main(int argc, char **argv) {
                 cmocka_unit_test_setup_teardown(test_partial_success, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_backend_down_then_up, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_backend_restarted_while_idle, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_backend_down_while_idle_then_up, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_start_stop_races, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_shutdown_backend_down_drops, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_shutdown_cuts_hanging_call, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_timeout_retried, setup, teardown),
