@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static bool is_hex(const char *s, size_t n) {
@@ -306,6 +307,18 @@ static void cache_put(uint64_t cgroup_id, const struct st_container_ref *c) {
         pthread_mutex_unlock(&cache.lock);
 }
 
+/* Whether path (a memory line's, from /proc) is, under the memory hierarchy's mount, the
+ * cgroup with this id: a path that leaves the mount ("/../x" in a cgroup namespace of its own)
+ * is not, nor one on another file system whose inode number happens to match. */
+static bool memcg_path_has_id(const char *path, uint64_t id) {
+        char full[4096];
+        struct stat st, mst;
+        if (!path[0] || strstr(path, "/..") || stat(memcg_mount_buf, &mst) < 0 ||
+            (size_t) snprintf(full, sizeof(full), "%s%s", memcg_mount_buf, path) >= sizeof(full) || stat(full, &st) < 0)
+                return false;
+        return st.st_dev == mst.st_dev && (uint64_t) st.st_ino == id;
+}
+
 static void memcg_cache_put(uint64_t cgroup_id, uint64_t memcg_id, const struct st_container_ref *c) {
         size_t i = memcg_slot_of(cgroup_id, memcg_id);
         pthread_mutex_lock(&memcg_cache.lock);
@@ -386,9 +399,13 @@ int st_container_resolve(uint64_t cgroup_id, uint64_t memcg_id, const char *proc
                 }
         }
         r = of_pid(proc_root, pid, &c, &v2, by_memcg ? memcg_path : NULL, sizeof(memcg_path));
-        if (by_memcg && (r == 0 || r == -ENOENT) && memcg_path[0] &&
-            st_cgroup2_id(memcg_mount_buf, memcg_path) == memcg_id)
-                memcg_cache_put(cgroup_id, memcg_id, r == 0 ? &c : NULL);
+        /* What is kept is what the memory line alone says, as the by-id lookup above would: the
+         * answer for this call may come from another line, which runc may have moved already
+         * while memory was still the old one. */
+        if (by_memcg && r != -ESRCH && memcg_path_has_id(memcg_path, memcg_id)) {
+                struct st_container_ref mc;
+                memcg_cache_put(cgroup_id, memcg_id, st_container_from_path(memcg_path, &mc) == 0 ? &mc : NULL);
+        }
         if (r < 0)
                 return r;
         if (cgroup_id && v2 && mount && st_cgroup2_path_of(proc_root, pid, path, sizeof(path)) == 0 &&

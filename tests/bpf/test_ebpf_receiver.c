@@ -418,23 +418,31 @@ static void test_v1_memcg_container(void **state) {
         assert_int_equal(mkdir(dkr, 0755), 0);
         assert_int_equal(mkdir(dir, 0755), 0);
 
-        struct harness h;
-        rx_start(&h, "flush_interval: 50ms\nevents: [process]\n");
-        pid_t a = exec_in(procs, "memcg-a"), b = exec_in(procs, "memcg-b"), c = exec_in(NULL, "memcg-host");
-        rx_stop(&h);
+        /* No /proc to read (proc_root names nothing): the container can only come from the
+         * memory cgroup id that the exec record carries; both kinds of exec program. */
+        static const char *const kinds[] = { "", "program_kind: raw_tp\n" };
+        for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+                char yaml[256];
+                snprintf(yaml, sizeof(yaml), "flush_interval: 50ms\nevents: [process]\nproc_root: /nonexistent-strata\n%s",
+                         kinds[k]);
+                struct harness h;
+                rx_start(&h, yaml);
+                pid_t a = exec_in(procs, "memcg-a"), b = exec_in(procs, "memcg-b"), c = exec_in(NULL, "memcg-host");
+                rx_stop(&h);
 
-        struct cg_check ca = { .pid = a }, cb = { .pid = b }, cc = { .pid = c };
-        each_record(&h, resource_cgroup, &ca);
-        each_record(&h, resource_cgroup, &cb);
-        each_record(&h, resource_cgroup, &cc);
-        assert_int_equal(ca.found, 1);
-        assert_int_equal(cb.found, 1);
-        assert_int_equal(cc.found, 1);
-        assert_string_equal(ca.container_id, id);
-        assert_string_equal(ca.runtime, "docker");
-        assert_string_equal(cb.container_id, id);
-        assert_string_equal(cc.container_id, "");
-        rx_free(&h);
+                struct cg_check ca = { .pid = a }, cb = { .pid = b }, cc = { .pid = c };
+                each_record(&h, resource_cgroup, &ca);
+                each_record(&h, resource_cgroup, &cb);
+                each_record(&h, resource_cgroup, &cc);
+                assert_int_equal(ca.found, 1);
+                assert_int_equal(cb.found, 1);
+                assert_int_equal(cc.found, 1);
+                assert_string_equal(ca.container_id, id);
+                assert_string_equal(ca.runtime, "docker");
+                assert_string_equal(cb.container_id, id);
+                assert_string_equal(cc.container_id, "");
+                rx_free(&h);
+        }
         assert_int_equal(rmdir(dir), 0);
         assert_int_equal(rmdir(dkr), 0);
         assert_int_equal(rmdir(base), 0);

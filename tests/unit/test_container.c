@@ -195,12 +195,17 @@ static void test_resolve_by_memcg(void **state) {
         snprintf(base, sizeof(base), "%s/strata-test-%d", mount, (int) getpid());
         snprintf(dkr, sizeof(dkr), "%s/docker", base);
         snprintf(cg, sizeof(cg), "%s%s", mount, rel);
-        assert_int_equal(mkdir(base, 0755), 0);
+        if (mkdir(base, 0755) < 0 && (errno == EROFS || errno == EACCES || errno == EPERM)) {
+                print_message("the memory hierarchy is not writable here: skipped\n");
+                skip();
+        }
+        assert_int_equal(access(base, F_OK), 0);
         assert_int_equal(mkdir(dkr, 0755), 0);
         assert_int_equal(mkdir(cg, 0755), 0);
         struct stat st;
         assert_int_equal(stat(cg, &st), 0);
-        uint64_t memcg = (uint64_t) st.st_ino, stale = memcg + 1000000, v2 = 1;
+        /* v2 ids no cgroup has (kernfs ids count up from 1): nothing is learnt by v2 */
+        uint64_t memcg = (uint64_t) st.st_ino, stale = memcg + 1000000, v2 = UINT64_MAX - 10;
 
         char dir[] = "/tmp/strata-container-XXXXXX";
         snprintf(text, sizeof(text), "4:memory:%s\n1:name=systemd:/\n0::/\n", rel);
