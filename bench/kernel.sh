@@ -164,7 +164,7 @@ kill -TERM "$STRATA_PID"; wait "$STRATA_PID" || true; STRATA_PID=
 # The baseline again, after: this VM's speed drifts by several percent over a minute, so the
 # slowdown is taken against the mean of the runs before and after.
 echo
-echo "| storm | ops/s alone (before, after) | ops/s with strata | slowdown | events/s | strata user µs/event | strata user+sys µs/event | BPF ns/run | busiest programs, ns/run | lost |"
+echo "| storm | ops/s alone (before, after) | ops/s with strata | slowdown | events/s | strata user µs/event (± one 10 ms tick) | strata user+sys µs/event | BPF ns/run | busiest programs, ns/run | lost |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"
 for i in "${!STORMS[@]}"; do
         # shellcheck disable=SC2086
@@ -179,8 +179,9 @@ alone = (before + after) / 2
 slow = (1 - with_ / alone) * 100 if alone else 0
 # user: clock ticks (10 ms); user+sys: schedstat ns of every thread
 user_us = ut / hz * 1e6 / ev if ev else float("nan")
+tick_us = 1 / hz * 1e6 / ev if ev else float("nan") # one tick more or less
 all_us = st / 1e3 / ev if ev else float("nan")
-print(f"| {name} | {before:,.0f}, {after:,.0f} | {with_:,.0f} | {slow:.1f}% | {ev / secs:,.0f} | {user_us:.2f} | {all_us:.2f} | {tns / runs if runs else float('nan'):.0f} | {per} | {lost} |")
+print(f"| {name} | {before:,.0f}, {after:,.0f} | {with_:,.0f} | {slow:.1f}% | {ev / secs:,.0f} | {user_us:.2f} ±{tick_us:.2f} | {all_us:.2f} | {tns / runs if runs else float('nan'):.0f} | {per} | {lost} |")
 PY
 done
 if [[ -z $ONLY && ( -z $EVENTS || $EVENTS == *code* ) ]]; then
@@ -198,7 +199,7 @@ if [[ -x $FLOOR ]] && "$FLOOR" > "$WORK/floor.out" 2> "$WORK/floor.err"; then
              "(the least a timestamped record costs). An empty program on sys_exit_openat slows open+close by" \
              "$(sed -n 's/.* openat_slowdown_pct=\([0-9.-]*\).*/\1/p' <<< "$f")% (the syscall tracepoints' own toll);" \
              "empty programs on the code hooks' three syscall tracepoints slow fork+exec of /bin/true by" \
-             "$(x=$(sed -n 's/.* exec_slowdown_pct=\([0-9.-]*\).*/\1/p' <<< "$f"); echo "${x:+$x%}${x:-(not measured)}")."
+             "$(x=$(sed -n 's/.* exec_slowdown_pct=\([0-9.-]*\).*/\1/p' <<< "$f"); if [[ -n $x ]]; then echo "$x%"; else echo "(not measured)"; fi)."
 else
         log "bench/bpf_floor did not run: $(cat "$WORK/floor.err" 2>/dev/null)"
 fi
