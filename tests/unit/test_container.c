@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -235,12 +238,85 @@ static void test_resolve_by_memcg(void **state) {
         assert_int_equal(st_container_resolve(v2 + 2, memcg, dir, 42, &c), -ESRCH);
 }
 
+/* Drops CAP_DAC_READ_SEARCH from the effective set: open_by_handle_at() then fails. */
+static int drop_dac_read_search(void) {
+        struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+        struct __user_cap_data_struct data[2];
+        if (syscall(SYS_capget, &hdr, data) < 0)
+                return -1;
+        data[CAP_DAC_READ_SEARCH / 32].effective &= ~(1u << (CAP_DAC_READ_SEARCH % 32));
+        return (int) syscall(SYS_capset, &hdr, data);
+}
+
+/* Checks for the child below: a failed one exits with its line number. */
+#define CHILD_CHECK(cond) do { if (!(cond)) _exit(__LINE__ % 250 + 1); } while (0)
+
+/* Without CAP_DAC_READ_SEARCH, ids cannot be opened: resolve() reads /proc, and keeps, under
+ * the pair, only what the memory line alone says and only when that line is the record's
+ * cgroup. Runs in a child, which drops the capability. The runc case: cpuset already moved to
+ * a container, memory not yet: this call answers the container, but the pair (whose memory
+ * cgroup is the host's) must be kept as "none". */
+static void test_resolve_by_memcg_from_proc(void **state) {
+        (void) state;
+        char mount[512], base[1024], dkr[1100], cg[1200], rel[256];
+        if (geteuid() != 0 || st_cgroup_v1_mount("/proc/self/mounts", "memory", mount, sizeof(mount)) < 0) {
+                print_message("no v1 memory hierarchy here (or not root): skipped\n");
+                skip();
+        }
+        snprintf(rel, sizeof(rel), "/strata-test-p%d/docker/" ID2, (int) getpid());
+        snprintf(base, sizeof(base), "%s/strata-test-p%d", mount, (int) getpid());
+        snprintf(dkr, sizeof(dkr), "%s/docker", base);
+        snprintf(cg, sizeof(cg), "%s%s", mount, rel);
+        if (mkdir(base, 0755) < 0 && (errno == EROFS || errno == EACCES || errno == EPERM)) {
+                print_message("the memory hierarchy is not writable here: skipped\n");
+                skip();
+        }
+        assert_int_equal(mkdir(dkr, 0755), 0);
+        assert_int_equal(mkdir(cg, 0755), 0);
+        struct stat st_cg, st_base;
+        assert_int_equal(stat(cg, &st_cg), 0);
+        assert_int_equal(stat(base, &st_base), 0);
+
+        pid_t parent = getpid(), child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+                char text[512], dir[] = "/tmp/strata-container-XXXXXX", dir2[] = "/tmp/strata-container-XXXXXX";
+                struct st_container_ref c;
+                uint64_t memcg = (uint64_t) st_cg.st_ino, host = (uint64_t) st_base.st_ino, v2 = UINT64_MAX - 20;
+                CHILD_CHECK(drop_dac_read_search() == 0);
+                /* the container's memory cgroup: from /proc, kept */
+                snprintf(text, sizeof(text), "4:memory:%s\n0::/\n", rel);
+                fake_proc(dir, text);
+                CHILD_CHECK(st_container_resolve(v2, memcg, dir, 42, &c) == 0 && strcmp(c.id, ID2) == 0);
+                /* a stale id: answered from /proc, not kept */
+                CHILD_CHECK(st_container_resolve(v2, memcg + 1000000, dir, 42, &c) == 0);
+                fake_proc_remove(dir);
+                CHILD_CHECK(st_container_resolve(v2, memcg, dir, 42, &c) == 0 && strcmp(c.id, ID2) == 0);
+                CHILD_CHECK(st_container_resolve(v2, memcg + 1000000, dir, 42, &c) == -ESRCH);
+                /* cpuset moved, memory not yet */
+                snprintf(text, sizeof(text), "5:cpuset:/docker/" ID "\n4:memory:/strata-test-p%d\n0::/\n", (int) parent);
+                fake_proc(dir2, text);
+                CHILD_CHECK(st_container_resolve(v2 - 1, host, dir2, 42, &c) == 0 && strcmp(c.id, ID) == 0);
+                fake_proc_remove(dir2);
+                CHILD_CHECK(st_container_resolve(v2 - 1, host, dir2, 42, &c) == -ENOENT);
+                _exit(0);
+        }
+        int status;
+        assert_int_equal(waitpid(child, &status, 0), child);
+        assert_int_equal(rmdir(cg), 0);
+        assert_int_equal(rmdir(dkr), 0);
+        assert_int_equal(rmdir(base), 0);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                fail_msg("the child's check %d failed (status %#x)", WIFEXITED(status) ? WEXITSTATUS(status) : -1, status);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_table),
                 cmocka_unit_test(test_of_pid),
                 cmocka_unit_test(test_resolve_without_container_by_id),
                 cmocka_unit_test(test_resolve_by_memcg),
+                cmocka_unit_test(test_resolve_by_memcg_from_proc),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
