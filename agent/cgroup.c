@@ -8,15 +8,29 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int st_cgroup2_mount(const char *mounts_path, char *buf, size_t cap) {
+static bool has_option(const char *opts, const char *opt) {
+        size_t n = strlen(opt);
+        for (const char *p = opts; p; p = strchr(p, ',')) {
+                if (*p == ',')
+                        p++;
+                if (strncmp(p, opt, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+                        return true;
+        }
+        return false;
+}
+
+/* The first mount point in mounts_path of file system type, with option among its mount
+ * options (NULL: any), into buf. */
+static int find_mount(const char *mounts_path, const char *type, const char *option, char *buf, size_t cap) {
         FILE *f = fopen(mounts_path, "re");
         char line[4096];
         int r = -ENOENT;
         if (!f)
                 return -errno;
         while (fgets(line, sizeof(line), f)) {
-                char dev[256], dir[1024], type[64];
-                if (sscanf(line, "%255s %1023s %63s", dev, dir, type) != 3 || strcmp(type, "cgroup2") != 0)
+                char dev[256], dir[1024], t[64], opts[1024];
+                if (sscanf(line, "%255s %1023s %63s %1023s", dev, dir, t, opts) != 4 || strcmp(t, type) != 0 ||
+                    (option && !has_option(opts, option)))
                         continue;
                 /* mounts escapes spaces as \040; cgroup mount points have none in practice */
                 if (strlen(dir) >= cap) {
@@ -31,38 +45,12 @@ int st_cgroup2_mount(const char *mounts_path, char *buf, size_t cap) {
         return r;
 }
 
-static bool has_option(const char *opts, const char *opt) {
-        size_t n = strlen(opt);
-        for (const char *p = opts; p; p = strchr(p, ',')) {
-                if (*p == ',')
-                        p++;
-                if (strncmp(p, opt, n) == 0 && (p[n] == ',' || p[n] == '\0'))
-                        return true;
-        }
-        return false;
+int st_cgroup2_mount(const char *mounts_path, char *buf, size_t cap) {
+        return find_mount(mounts_path, "cgroup2", NULL, buf, cap);
 }
 
 int st_cgroup_v1_mount(const char *mounts_path, const char *controller, char *buf, size_t cap) {
-        FILE *f = fopen(mounts_path, "re");
-        char line[4096];
-        int r = -ENOENT;
-        if (!f)
-                return -errno;
-        while (fgets(line, sizeof(line), f)) {
-                char dev[256], dir[1024], type[64], opts[1024];
-                if (sscanf(line, "%255s %1023s %63s %1023s", dev, dir, type, opts) != 4 || strcmp(type, "cgroup") != 0 ||
-                    !has_option(opts, controller))
-                        continue;
-                if (strlen(dir) >= cap) {
-                        r = -ENAMETOOLONG;
-                        break;
-                }
-                strcpy(buf, dir);
-                r = 0;
-                break;
-        }
-        fclose(f);
-        return r;
+        return find_mount(mounts_path, "cgroup", controller, buf, cap);
 }
 
 int st_cgroup2_path_of(const char *proc_root, uint32_t pid, char *buf, size_t cap) {

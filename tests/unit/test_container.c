@@ -183,35 +183,58 @@ static void test_resolve_without_container_by_id(void **state) {
         fake_proc_remove(dir);
 }
 
+/* A v1 memory cgroup named like docker's, <memory mount>/<prefix><pid>/docker/ID2: skips the
+ * test where there is no writable v1 memory hierarchy, or we are not root. */
+struct memcg_fixture {
+        char base_rel[64], rel[256]; /* relative to the mount: "/<prefix><pid>", rel + "/docker/ID2" */
+        char base[1024], dkr[1100], cg[1200];
+        uint64_t base_id, cg_id;     /* their cgroup ids (inode numbers) */
+};
+
+static void memcg_fixture_make(struct memcg_fixture *m, const char *prefix) {
+        char mount[512];
+        struct stat st;
+        if (geteuid() != 0 || st_cgroup_v1_mount("/proc/self/mounts", "memory", mount, sizeof(mount)) < 0) {
+                print_message("no v1 memory hierarchy here (or not root): skipped\n");
+                skip();
+        }
+        snprintf(m->base_rel, sizeof(m->base_rel), "/%s%d", prefix, (int) getpid());
+        snprintf(m->rel, sizeof(m->rel), "%s/docker/" ID2, m->base_rel);
+        snprintf(m->base, sizeof(m->base), "%s%s", mount, m->base_rel);
+        snprintf(m->dkr, sizeof(m->dkr), "%s/docker", m->base);
+        snprintf(m->cg, sizeof(m->cg), "%s%s", mount, m->rel);
+        if (mkdir(m->base, 0755) < 0 && (errno == EROFS || errno == EACCES || errno == EPERM)) {
+                print_message("the memory hierarchy is not writable here: skipped\n");
+                skip();
+        }
+        assert_int_equal(stat(m->base, &st), 0);
+        m->base_id = (uint64_t) st.st_ino;
+        assert_int_equal(mkdir(m->dkr, 0755), 0);
+        assert_int_equal(mkdir(m->cg, 0755), 0);
+        assert_int_equal(stat(m->cg, &st), 0);
+        m->cg_id = (uint64_t) st.st_ino;
+}
+
+static void memcg_fixture_remove(const struct memcg_fixture *m) {
+        assert_int_equal(rmdir(m->cg), 0);
+        assert_int_equal(rmdir(m->dkr), 0);
+        assert_int_equal(rmdir(m->base), 0);
+}
+
 /* Hybrid hosts: resolve() by the pair (v2 id, memory cgroup id). A real v1 memory cgroup named
  * like docker's, and a /proc copy that puts pid 42 in it. The memory cgroup is found by its id
  * (as v2 ones are), so the answer does not need /proc, and is kept: it outlives the cgroup. An
  * id that names no cgroup falls back to /proc, and is not kept. */
 static void test_resolve_by_memcg(void **state) {
         (void) state;
-        char mount[512], base[1024], dkr[1100], cg[1200], rel[256], text[512];
-        if (geteuid() != 0 || st_cgroup_v1_mount("/proc/self/mounts", "memory", mount, sizeof(mount)) < 0) {
-                print_message("no v1 memory hierarchy here (or not root): skipped\n");
-                skip();
-        }
-        snprintf(rel, sizeof(rel), "/strata-test-%d/docker/" ID2, (int) getpid());
-        snprintf(base, sizeof(base), "%s/strata-test-%d", mount, (int) getpid());
-        snprintf(dkr, sizeof(dkr), "%s/docker", base);
-        snprintf(cg, sizeof(cg), "%s%s", mount, rel);
-        if (mkdir(base, 0755) < 0 && (errno == EROFS || errno == EACCES || errno == EPERM)) {
-                print_message("the memory hierarchy is not writable here: skipped\n");
-                skip();
-        }
-        assert_int_equal(access(base, F_OK), 0);
-        assert_int_equal(mkdir(dkr, 0755), 0);
-        assert_int_equal(mkdir(cg, 0755), 0);
-        struct stat st;
-        assert_int_equal(stat(cg, &st), 0);
+        char text[512];
+        struct memcg_fixture m;
+        memcg_fixture_make(&m, "strata-test-");
         /* v2 ids no cgroup has (kernfs ids count up from 1): nothing is learnt by v2 */
-        uint64_t memcg = (uint64_t) st.st_ino, stale = memcg + 1000000, v2 = UINT64_MAX - 10;
+        uint64_t memcg = m.cg_id, stale = memcg + 1000000, v2 = UINT64_MAX - 10;
 
         char dir[] = "/tmp/strata-container-XXXXXX";
-        snprintf(text, sizeof(text), "4:memory:%s\n1:name=systemd:/\n0::/\n", rel);
+        snprintf(text, sizeof(text), "4:memory:%s\n1:name=systemd:/\n0::/\n", m.rel);
         fake_proc(dir, text);
         struct st_container_ref c = { 0 };
         assert_int_equal(st_container_resolve(v2, stale, dir, 42, &c), 0); /* no such id: /proc */
@@ -226,12 +249,9 @@ static void test_resolve_by_memcg(void **state) {
         assert_int_equal(st_container_resolve(v2, stale, dir, 42, &c), -ESRCH); /* was not kept */
 
         /* in no container */
-        assert_int_equal(stat(base, &st), 0);
-        assert_int_equal(st_container_resolve(v2, (uint64_t) st.st_ino, dir, 42, &c), -ENOENT);
+        assert_int_equal(st_container_resolve(v2, m.base_id, dir, 42, &c), -ENOENT);
 
-        assert_int_equal(rmdir(cg), 0);
-        assert_int_equal(rmdir(dkr), 0);
-        assert_int_equal(rmdir(base), 0);
+        memcg_fixture_remove(&m);
         /* the cgroup is gone: what was learnt about it stays; a new pair has nothing to go by */
         assert_int_equal(st_container_resolve(v2, memcg, dir, 42, &c), 0);
         assert_string_equal(c.id, ID2);
@@ -258,34 +278,18 @@ static int drop_dac_read_search(void) {
  * cgroup is the host's) must be kept as "none". */
 static void test_resolve_by_memcg_from_proc(void **state) {
         (void) state;
-        char mount[512], base[1024], dkr[1100], cg[1200], rel[256];
-        if (geteuid() != 0 || st_cgroup_v1_mount("/proc/self/mounts", "memory", mount, sizeof(mount)) < 0) {
-                print_message("no v1 memory hierarchy here (or not root): skipped\n");
-                skip();
-        }
-        snprintf(rel, sizeof(rel), "/strata-test-p%d/docker/" ID2, (int) getpid());
-        snprintf(base, sizeof(base), "%s/strata-test-p%d", mount, (int) getpid());
-        snprintf(dkr, sizeof(dkr), "%s/docker", base);
-        snprintf(cg, sizeof(cg), "%s%s", mount, rel);
-        if (mkdir(base, 0755) < 0 && (errno == EROFS || errno == EACCES || errno == EPERM)) {
-                print_message("the memory hierarchy is not writable here: skipped\n");
-                skip();
-        }
-        assert_int_equal(mkdir(dkr, 0755), 0);
-        assert_int_equal(mkdir(cg, 0755), 0);
-        struct stat st_cg, st_base;
-        assert_int_equal(stat(cg, &st_cg), 0);
-        assert_int_equal(stat(base, &st_base), 0);
+        struct memcg_fixture m;
+        memcg_fixture_make(&m, "strata-test-p");
 
-        pid_t parent = getpid(), child = fork();
+        pid_t child = fork();
         assert_true(child >= 0);
         if (child == 0) {
                 char text[512], dir[] = "/tmp/strata-container-XXXXXX", dir2[] = "/tmp/strata-container-XXXXXX";
                 struct st_container_ref c;
-                uint64_t memcg = (uint64_t) st_cg.st_ino, host = (uint64_t) st_base.st_ino, v2 = UINT64_MAX - 20;
+                uint64_t memcg = m.cg_id, host = m.base_id, v2 = UINT64_MAX - 20;
                 CHILD_CHECK(drop_dac_read_search() == 0);
                 /* the container's memory cgroup: from /proc, kept */
-                snprintf(text, sizeof(text), "4:memory:%s\n0::/\n", rel);
+                snprintf(text, sizeof(text), "4:memory:%s\n0::/\n", m.rel);
                 fake_proc(dir, text);
                 CHILD_CHECK(st_container_resolve(v2, memcg, dir, 42, &c) == 0 && strcmp(c.id, ID2) == 0);
                 /* a stale id: answered from /proc, not kept */
@@ -294,7 +298,7 @@ static void test_resolve_by_memcg_from_proc(void **state) {
                 CHILD_CHECK(st_container_resolve(v2, memcg, dir, 42, &c) == 0 && strcmp(c.id, ID2) == 0);
                 CHILD_CHECK(st_container_resolve(v2, memcg + 1000000, dir, 42, &c) == -ESRCH);
                 /* cpuset moved, memory not yet */
-                snprintf(text, sizeof(text), "5:cpuset:/docker/" ID "\n4:memory:/strata-test-p%d\n0::/\n", (int) parent);
+                snprintf(text, sizeof(text), "5:cpuset:/docker/" ID "\n4:memory:%s\n0::/\n", m.base_rel);
                 fake_proc(dir2, text);
                 CHILD_CHECK(st_container_resolve(v2 - 1, host, dir2, 42, &c) == 0 && strcmp(c.id, ID) == 0);
                 fake_proc_remove(dir2);
@@ -303,9 +307,7 @@ static void test_resolve_by_memcg_from_proc(void **state) {
         }
         int status;
         assert_int_equal(waitpid(child, &status, 0), child);
-        assert_int_equal(rmdir(cg), 0);
-        assert_int_equal(rmdir(dkr), 0);
-        assert_int_equal(rmdir(base), 0);
+        memcg_fixture_remove(&m);
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 fail_msg("the child's check %d failed (status %#x)", WIFEXITED(status) ? WEXITSTATUS(status) : -1, status);
 }
