@@ -97,7 +97,11 @@ static int otlp_validate(const void *cfgp, struct st_cfg_ctx *ctx) {
         int r = 0;
 
         /* (A missing endpoint was reported by the config map already.) */
-        if (c->endpoint && st_grpc_target_from_endpoint(c->endpoint, &target, &scheme) < 0) {
+        if (c->endpoint && strncmp(c->endpoint, "unix://", 7) == 0 && strlen(c->endpoint + 7) >= 108) {
+                st_cfg_errorf(ctx, "endpoint", "the socket path of '%s' is %zu bytes long: at most 107 fit a Unix socket address",
+                              c->endpoint, strlen(c->endpoint + 7));
+                r = -EINVAL;
+        } else if (c->endpoint && st_grpc_target_from_endpoint(c->endpoint, &target, &scheme) < 0) {
                 st_cfg_errorf(ctx, "endpoint",
                               "'%s' is not a gRPC endpoint: use host:port, dns:///host:port, unix:///path or "
                               "http(s)://host:port",

@@ -661,6 +661,8 @@ static void test_config(void **state) {
         expect_invalid("endpoint: collector\n", "not a gRPC endpoint");
         expect_invalid("endpoint: http://collector:4317/v1/traces\n", "not a gRPC endpoint");
         expect_invalid("endpoint: collector:99999\n", "not a gRPC endpoint");
+        expect_invalid("endpoint: unix:///tmp/" "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n",
+                       "at most 107 fit a Unix socket address");
         expect_invalid("endpoint: https://c:4317\ntls: { insecure: true }\n", "https:// endpoint means TLS");
         expect_invalid("endpoint: http://c:4317\ntls: { ca_file: /etc/ca.pem }\n", "turns TLS off");
         expect_invalid("endpoint: c:4317\ntls: { cert_file: /etc/c.pem }\n", "go together");
