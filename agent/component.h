@@ -19,8 +19,10 @@ const char *st_kind_name(enum st_kind k); /* "receiver" */
  *   other     failed; the sender may retry.
  * Accounting: 0 means the consumer took the items and will count what becomes of them (sent,
  * failed, dropped). An error means it did not keep them and counted them at most as refused;
- * the caller decides what they become (a receiver's sender retries, `batch` counts dropped), so
- * every item is counted once as lost. */
+ * the caller decides what they become (a receiver's sender retries; `batch` holds what was
+ * refused with -ENOBUFS and offers it again, and counts anything else as dropped), so an item
+ * that is lost is counted once as lost. (Refusals count per offer: an item offered again is
+ * refused again.) */
 struct st_consumer {
         int (*consume)(void *data, st_batch *b);
         void *data;

@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "component.h"
+#include "fanout.h"
 #include "log.h"
 
 struct component {
@@ -23,12 +24,6 @@ struct component {
         bool started;
         struct st_component_settings set;
         char *log_name;
-};
-
-/* A fan-out to several consumers sharing one batch read-only. */
-struct fanout {
-        struct st_consumer *to;
-        size_t n;
 };
 
 struct stage { /* one processor instance in one pipeline */
@@ -47,7 +42,7 @@ struct pipeline {
         size_t n_receivers, n_exporters;
         struct stage *stages;
         size_t n_stages;
-        struct fanout exporters_fanout;
+        struct st_fanout exporters_fanout;
         struct st_consumer head; /* where receivers deliver */
 };
 
@@ -57,7 +52,7 @@ struct st_service {
         size_t n_comps;
         struct pipeline *pipes;
         size_t n_pipes;
-        struct fanout recv_fanout[64][ST_SIGNAL_COUNT]; /* indexed like receivers in comps (bounded) */
+        struct st_fanout recv_fanout[64][ST_SIGNAL_COUNT]; /* indexed like receivers in comps (bounded) */
         struct st_service_telemetry tel;
         int64_t shutdown_timeout;
         bool started;
@@ -301,6 +296,12 @@ int st_service_load(const char *file, const char *text, size_t len, struct st_di
         for (size_t i = 0; i < s->n_comps; i++)
                 if (s->comps[i].kind == ST_RECEIVER && ++n_recv > 64)
                         st_diag_at(d, s->comps[i].key, "more than 64 receivers are not supported");
+        /* A receiver feeds its pipelines, and a pipeline its exporters, through a fan-out. */
+        if (s->n_pipes > ST_FANOUT_MAX)
+                st_diag_at(d, s->pipes[ST_FANOUT_MAX].key, "more than %d pipelines are not supported", ST_FANOUT_MAX);
+        for (size_t p = 0; p < s->n_pipes; p++)
+                if (s->pipes[p].n_exporters > ST_FANOUT_MAX)
+                        st_diag_at(d, s->pipes[p].key, "more than %d exporters in one pipeline are not supported", ST_FANOUT_MAX);
         if (d->errors > before) {
                 r = -EINVAL;
                 goto fail;
@@ -315,34 +316,11 @@ fail:
 const struct st_service_telemetry *st_service_telemetry(const struct st_service *s) { return &s->tel; }
 int64_t st_service_shutdown_timeout(const struct st_service *s) { return s->shutdown_timeout; }
 
-static int fanout_consume(void *data, st_batch *b) {
-        struct fanout *fo = data;
-        int r = 0;
-        /* Hold a reference for the duration so that a mutating consumer sees the batch as
-         * shared and takes a copy instead of changing what the others read. */
-        st_batch_ref(b);
-        for (size_t i = 0; i < fo->n; i++) {
-                int q = st_consume(&fo->to[i], b);
-                if (q < 0 && r == 0)
-                        r = q;
-        }
-        st_batch_unref(b);
-        return r;
-}
-
-static struct st_consumer fanout_of(struct fanout *fo) {
-        if (fo->n == 1)
-                return fo->to[0];
-        return (struct st_consumer) { .consume = fanout_consume, .data = fo };
-}
-
-static int fanout_add(struct fanout *fo, struct st_consumer c) {
-        struct st_consumer *to = realloc(fo->to, (fo->n + 1) * sizeof(*to));
-        if (!to)
-                return -ENOMEM;
-        fo->to = to;
-        fo->to[fo->n++] = c;
-        return 0;
+/* Where a drop of the whole pipeline is counted: its first component. */
+static struct st_component_telemetry *pipeline_head_tel(const struct pipeline *pl) {
+        if (pl->n_stages > 0)
+                return pl->stages[0].set.tel;
+        return pl->n_exporters > 0 ? pl->exporters[0]->set.tel : NULL;
 }
 
 static int component_consume(void *data, st_batch *b) {
@@ -396,10 +374,11 @@ int st_service_start(struct st_service *s) {
         for (size_t p = 0; p < s->n_pipes; p++) {
                 struct pipeline *pl = &s->pipes[p];
                 for (size_t e = 0; e < pl->n_exporters; e++)
-                        if ((r = fanout_add(&pl->exporters_fanout,
-                                            (struct st_consumer) { .consume = component_consume, .data = pl->exporters[e] })) < 0)
+                        if ((r = st_fanout_add(&pl->exporters_fanout,
+                                            (struct st_consumer) { .consume = component_consume, .data = pl->exporters[e] },
+                                            pl->exporters[e]->set.tel)) < 0)
                                 goto fail;
-                struct st_consumer next = fanout_of(&pl->exporters_fanout);
+                struct st_consumer next = st_fanout_consumer(&pl->exporters_fanout);
                 for (size_t k = pl->n_stages; k-- > 0;) {
                         struct stage *st = &pl->stages[k];
                         st->log_name = xasprintf("processor/%s[%s]", st->c->id, pl->name);
@@ -425,17 +404,17 @@ int st_service_start(struct st_service *s) {
                 struct component *c = &s->comps[i];
                 if (c->kind != ST_RECEIVER)
                         continue;
-                struct fanout *fo = s->recv_fanout[ri++];
+                struct st_fanout *fo = s->recv_fanout[ri++];
                 if (!c->used)
                         continue;
                 for (size_t p = 0; p < s->n_pipes; p++)
                         for (size_t k = 0; k < s->pipes[p].n_receivers; k++)
                                 if (s->pipes[p].receivers[k] == c &&
-                                    (r = fanout_add(&fo[s->pipes[p].signal], s->pipes[p].head)) < 0)
+                                    (r = st_fanout_add(&fo[s->pipes[p].signal], s->pipes[p].head, pipeline_head_tel(&s->pipes[p]))) < 0)
                                         goto fail;
                 for (int sig = 0; sig < ST_SIGNAL_COUNT; sig++)
                         if (fo[sig].n)
-                                c->set.next[sig] = fanout_of(&fo[sig]);
+                                c->set.next[sig] = st_fanout_consumer(&fo[sig]);
                 if ((r = create_component(c)) < 0)
                         goto fail;
         }
@@ -538,7 +517,7 @@ void st_service_free(struct st_service *s) {
                 free(pl->stages);
                 free(pl->receivers);
                 free(pl->exporters);
-                free(pl->exporters_fanout.to);
+                st_fanout_free(&pl->exporters_fanout);
                 free(pl->name);
         }
         for (size_t i = 0; i < s->n_comps; i++)
@@ -553,7 +532,7 @@ void st_service_free(struct st_service *s) {
         }
         for (size_t i = 0; i < 64; i++)
                 for (int sig = 0; sig < ST_SIGNAL_COUNT; sig++)
-                        free(s->recv_fanout[i][sig].to);
+                        st_fanout_free(&s->recv_fanout[i][sig]);
         free(s->comps);
         free(s->pipes);
         free(s->tel.metrics_address);

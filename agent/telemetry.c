@@ -71,17 +71,21 @@ out:
         return m;
 }
 
+void st_tel_metrics_free(struct st_component_telemetry *t) {
+        while (t->metrics) {
+                struct st_tel_metric *m = t->metrics->next;
+                free(t->metrics->name);
+                free(t->metrics->help);
+                free(t->metrics);
+                t->metrics = m;
+        }
+}
+
 void st_tel_reset(void) {
         pthread_mutex_lock(&registry_lock);
         while (registry) {
                 struct st_component_telemetry *n = registry->next;
-                while (registry->metrics) {
-                        struct st_tel_metric *m = registry->metrics->next;
-                        free(registry->metrics->name);
-                        free(registry->metrics->help);
-                        free(registry->metrics);
-                        registry->metrics = m;
-                }
+                st_tel_metrics_free(registry);
                 free(registry->kind);
                 free(registry->id);
                 free(registry);

@@ -38,6 +38,8 @@ struct st_tel_metric {
 /* The metric `name` of t, registered on first call (NULL only when out of memory; then
  * st_tel_metric_add ignores it). Lives as long as t. */
 struct st_tel_metric *st_tel_metric(struct st_component_telemetry *t, const char *name, const char *help, bool gauge);
+/* Frees t's component metrics: for a t that is not in the registry (tests build their own). */
+void st_tel_metrics_free(struct st_component_telemetry *t);
 static inline void st_tel_metric_add(struct st_tel_metric *m, int64_t n) {
         if (m)
                 atomic_fetch_add_explicit(&m->value, n, memory_order_relaxed);

@@ -7,8 +7,15 @@
  * Sending happens outside the lock, in the caller's thread (or the timer thread). Every cut
  * group of batches takes a ticket under the lock and is sent in ticket order, so batches leave
  * in the order their items arrived, and a producer that flushes waits for the flushes before
- * it (that is the back-pressure a slow next consumer exerts). A batch that the next consumer
- * refuses is dropped and counted: its senders were told "accepted" long ago. */
+ * it (that is the back-pressure a slow next consumer exerts).
+ *
+ * A batch that the next consumer refuses for now (-ENOBUFS: an exporter's full sending queue, a
+ * memory limit) is held, with every batch cut after it, and offered again by the timer thread
+ * with a backoff. Meanwhile consume() still takes data until the held and pending items reach
+ * twice send_batch_size (a short hold costs the senders nothing), then refuses it with -ENOBUFS,
+ * which receivers turn into RESOURCE_EXHAUSTED / HTTP 429. So a slow backend slows the senders
+ * down instead of costing data that was acknowledged long ago, and memory stays bounded. Other
+ * refusals (an exporter without a queue that gave up after its retries) are drops, counted. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -19,6 +26,12 @@
 #include "clock.h"
 #include "component.h"
 #include "log.h"
+
+/* Offering held batches again: the first retry after HOLD_RETRY_MIN_NS, doubling up to
+ * HOLD_RETRY_MAX_NS. An exporter's queue frees a slot per export, so a short ceiling keeps
+ * throughput while the backend is slow, at a few refused calls a second while it is down. */
+#define HOLD_RETRY_MIN_NS (2 * ST_NS_PER_MS)
+#define HOLD_RETRY_MAX_NS (50 * ST_NS_PER_MS)
 
 struct batch_cfg {
         int64_t send_batch_size;
@@ -61,6 +74,12 @@ struct batch_proc {
         bool stopping; /* shutdown began: consume() sends straight on */
         bool timer_running;
         pthread_t timer;
+        /* Refused for now, oldest first; changed only in a sending turn (and under lock). While
+         * any batch is held, consume() refuses. */
+        st_batch **held;
+        size_t n_held, cap_held, held_items;
+        int64_t held_since, retry_at, retry_wait;
+        struct st_tel_metric *m_held;
 
         pthread_mutex_t send_lock;
         pthread_cond_t send_cond;
@@ -99,14 +118,6 @@ static void dropped(struct batch_proc *p, size_t items, int r) {
                 items, st_signals[p->signal].item_name, strerror(-r), more);
 }
 
-/* Sends one batch that the processor owns (consumes the reference). */
-static void deliver(struct batch_proc *p, st_batch *out) {
-        int r = st_consume(&p->next, out);
-        if (r < 0)
-                dropped(p, out->items, r);
-        st_batch_unref(out);
-}
-
 static void wait_turn(struct batch_proc *p, uint64_t ticket) {
         pthread_mutex_lock(&p->send_lock);
         while (p->turn != ticket)
@@ -121,15 +132,156 @@ static void end_turn(struct batch_proc *p) {
         pthread_mutex_unlock(&p->send_lock);
 }
 
-/* Called without p->lock. */
+static bool has_held(struct batch_proc *p) {
+        pthread_mutex_lock(&p->lock);
+        bool r = p->n_held > 0;
+        pthread_mutex_unlock(&p->lock);
+        return r;
+}
+
+/* Appends batches (and their references) to the held ones. In a sending turn. */
+static void hold(struct batch_proc *p, st_batch **v, size_t n) {
+        size_t items = 0;
+        bool first;
+
+        if (n == 0)
+                return;
+        pthread_mutex_lock(&p->lock);
+        if (p->n_held + n > p->cap_held) {
+                size_t cap = p->cap_held ? p->cap_held : OUTBOX_MAX;
+                while (cap < p->n_held + n)
+                        cap *= 2;
+                st_batch **h = realloc(p->held, cap * sizeof(*h));
+                if (!h) {
+                        pthread_mutex_unlock(&p->lock);
+                        for (size_t i = 0; i < n; i++) {
+                                dropped(p, v[i]->items, -ENOMEM);
+                                st_batch_unref(v[i]);
+                        }
+                        return;
+                }
+                p->held = h;
+                p->cap_held = cap;
+        }
+        first = p->n_held == 0;
+        for (size_t i = 0; i < n; i++) {
+                p->held[p->n_held++] = v[i];
+                items += v[i]->items;
+        }
+        p->held_items += items;
+        if (first) {
+                p->held_since = st_now_ns();
+                p->retry_wait = HOLD_RETRY_MIN_NS;
+                p->retry_at = p->held_since + p->retry_wait;
+                pthread_cond_signal(&p->timer_cond); /* the timer offers them again */
+        }
+        pthread_mutex_unlock(&p->lock);
+        st_tel_metric_add(p->m_held, (int64_t) items);
+        if (first)
+                st_debug(p->log_name, "the next consumer is full: holding %zu %s, refusing new ones until it takes them",
+                         items, st_signals[p->signal].item_name);
+}
+
+/* Offers the held batches again, oldest first, in a sending turn. Returns true when none is
+ * left: the next consumer took them (or refused them for good: dropped). *ret_progress tells
+ * whether any left. */
+static bool offer_held(struct batch_proc *p, bool *ret_progress) {
+        bool progress = false;
+        for (;;) {
+                pthread_mutex_lock(&p->lock);
+                if (p->n_held == 0) {
+                        pthread_mutex_unlock(&p->lock);
+                        *ret_progress = progress;
+                        return true;
+                }
+                st_batch *b = p->held[0];
+                pthread_mutex_unlock(&p->lock);
+
+                int r = st_consume(&p->next, b);
+                if (r == -ENOBUFS) {
+                        *ret_progress = progress;
+                        return false;
+                }
+                progress = true;
+                if (r < 0)
+                        dropped(p, b->items, r);
+
+                pthread_mutex_lock(&p->lock);
+                memmove(p->held, p->held + 1, --p->n_held * sizeof(*p->held));
+                p->held_items -= b->items;
+                if (p->n_held == 0)
+                        st_debug(p->log_name, "the next consumer takes %s again, after %" PRId64 " ms",
+                                 st_signals[p->signal].item_name, (st_now_ns() - p->held_since) / ST_NS_PER_MS);
+                pthread_mutex_unlock(&p->lock);
+                st_tel_metric_add(p->m_held, -(int64_t) b->items);
+                st_batch_unref(b);
+        }
+}
+
+/* Called without p->lock. Sends o's batches in o's turn; from the first one that the next
+ * consumer refuses for now, and all of them when batches are held already, they are held. */
 static void outbox_send(struct batch_proc *p, struct outbox *o) {
+        size_t i = 0;
+
         if (o->n == 0)
                 return;
         wait_turn(p, o->ticket);
-        for (size_t i = 0; i < o->n; i++)
-                deliver(p, o->v[i]);
+        if (!has_held(p))
+                for (; i < o->n; i++) {
+                        int r = st_consume(&p->next, o->v[i]);
+                        if (r == -ENOBUFS)
+                                break;
+                        if (r < 0)
+                                dropped(p, o->v[i]->items, r);
+                        st_batch_unref(o->v[i]);
+                }
+        hold(p, o->v + i, o->n - i);
         end_turn(p);
         o->n = 0;
+}
+
+/* Offers the held batches in a turn of their own. Called with p->lock held, which it drops
+ * while sending. Returns true when none is left; else sets when to offer them again (sooner
+ * when some went). */
+static bool retry_held_locked(struct batch_proc *p) {
+        uint64_t ticket = p->next_ticket++;
+        bool progress;
+        pthread_mutex_unlock(&p->lock);
+        wait_turn(p, ticket);
+        bool clear = offer_held(p, &progress);
+        end_turn(p);
+        pthread_mutex_lock(&p->lock);
+        if (!clear) {
+                p->retry_wait = progress ? HOLD_RETRY_MIN_NS
+                                : p->retry_wait * 2 < HOLD_RETRY_MAX_NS ? p->retry_wait * 2 : HOLD_RETRY_MAX_NS;
+                p->retry_at = st_now_ns() + p->retry_wait;
+        }
+        return clear;
+}
+
+/* While batches are held, is there no room for `items` more? Called with p->lock held. */
+static bool held_full_locked(const struct batch_proc *p, size_t items) {
+        if (p->n_held == 0)
+                return false;
+        return p->held_items + (p->pending ? p->pending->items : 0) + items > 2 * p->size;
+}
+
+/* What is still held (shutdown's deadline passed, or destroy without shutdown) is dropped. */
+static void drop_held(struct batch_proc *p, const char *why) {
+        pthread_mutex_lock(&p->lock);
+        size_t n = p->n_held, items = p->held_items;
+        for (size_t i = 0; i < n; i++)
+                st_batch_unref(p->held[i]);
+        p->n_held = 0;
+        p->held_items = 0;
+        pthread_mutex_unlock(&p->lock);
+        if (n == 0)
+                return;
+        if (p->tel)
+                st_tel_add(&p->tel->sig[p->signal].dropped, items);
+        st_tel_metric_add(p->m_held, -(int64_t) items);
+        st_warn(p->log_name, "dropped %zu %s that the next consumer kept refusing: %s", items,
+                st_signals[p->signal].item_name, why);
 }
 
 /* Moves the pending batch to the outbox. Called with p->lock held; the outbox has room. */
@@ -176,19 +328,28 @@ static int consume_direct(struct batch_proc *p, st_batch *b) {
         return 0;
 }
 
-/* The first pending item's deadline passed, or shutdown. */
+/* The first pending item's deadline passed, held batches are due to be offered again, or
+ * shutdown. */
 static void *timer_main(void *arg) {
         struct batch_proc *p = arg;
         struct outbox o = { .n = 0 };
 
         pthread_mutex_lock(&p->lock);
         while (!p->stopping) {
-                if (!p->pending) {
+                int64_t now = st_now_ns(), deadline = INT64_MAX;
+                if (p->n_held > 0 && now >= p->retry_at) {
+                        retry_held_locked(p);
+                        continue;
+                }
+                if (!p->pending && p->n_held == 0) {
                         pthread_cond_wait(&p->timer_cond, &p->lock);
                         continue;
                 }
-                int64_t deadline = p->pending_since + p->timeout;
-                if (st_now_ns() < deadline) {
+                if (p->pending)
+                        deadline = p->pending_since + p->timeout;
+                if (p->n_held > 0 && p->retry_at < deadline)
+                        deadline = p->retry_at;
+                if (now < deadline) {
                         struct timespec ts = st_ns_to_timespec(deadline);
                         pthread_cond_timedwait(&p->timer_cond, &p->lock, &ts);
                         continue;
@@ -216,16 +377,22 @@ static int batch_consume(void *self, st_batch *b) {
                 return consume_direct(p, b);
 
         pthread_mutex_lock(&p->lock);
+        if (held_full_locked(p, b->items) || (p->stopping && p->n_held > 0)) {
+                /* The next consumer is full: the sender retries later (nothing was taken). */
+                pthread_mutex_unlock(&p->lock);
+                return -ENOBUFS;
+        }
         if (p->stopping) {
                 pthread_mutex_unlock(&p->lock);
                 return consume_direct(p, b);
         }
-        if (!p->pending && b->items >= p->size && (p->max == 0 || b->items <= p->max)) {
-                /* Already a full batch: pass it on as it is, in its turn. */
+        if (!p->pending && p->n_held == 0 && b->items >= p->size && (p->max == 0 || b->items <= p->max)) {
+                /* Already a full batch: pass it on as it is, in its turn (refused if batches
+                 * before it are held by then: it must not overtake them). */
                 uint64_t ticket = p->next_ticket++;
                 pthread_mutex_unlock(&p->lock);
                 wait_turn(p, ticket);
-                r = st_consume(&p->next, b);
+                r = has_held(p) ? -ENOBUFS : st_consume(&p->next, b);
                 end_turn(p);
                 return r;
         }
@@ -294,6 +461,10 @@ static int batch_create(const struct st_component_settings *set, const void *cfg
         p->size = (size_t) c->send_batch_size;
         p->max = (size_t) c->send_batch_max_size;
         p->timeout = c->timeout;
+        if (p->tel)
+                p->m_held = st_tel_metric(p->tel, "batch_held_items",
+                                          "Items the next consumer refused for now (full queue, memory limit), held to be offered again; new data is refused meanwhile.",
+                                          true);
         atomic_init(&p->last_warn_ns, st_now_ns() - ST_NS_PER_SEC);
         atomic_init(&p->unlogged_drops, 0);
         pthread_mutex_init(&p->lock, NULL);
@@ -325,6 +496,7 @@ static int batch_start(void *self) {
 static int batch_shutdown(void *self, int64_t deadline_ns) {
         struct batch_proc *p = self;
         struct outbox o = { .n = 0 };
+        bool clear;
 
         pthread_mutex_lock(&p->lock);
         if (p->stopping) {
@@ -345,6 +517,23 @@ static int batch_shutdown(void *self, int64_t deadline_ns) {
                 cut_locked(p, &o);
         pthread_mutex_unlock(&p->lock);
         outbox_send(p, &o);
+
+        /* What the next consumer refused for now is offered again, for half the time left: the
+         * deadline is the whole service's, and the exporters need time to drain what they take,
+         * as do the other pipelines' processors (shut down after this one). */
+        pthread_mutex_lock(&p->lock);
+        int64_t until = st_now_ns();
+        until += deadline_ns > until ? (deadline_ns - until) / 2 : 0;
+        while (!(clear = retry_held_locked(p))) {
+                int64_t now = st_now_ns();
+                if (now >= until)
+                        break;
+                struct timespec ts = st_ns_to_timespec(now + (until - now < p->retry_wait ? until - now : p->retry_wait));
+                pthread_cond_timedwait(&p->timer_cond, &p->lock, &ts);
+        }
+        pthread_mutex_unlock(&p->lock);
+        if (!clear)
+                drop_held(p, "the shutdown deadline passed");
         return 0;
 }
 
@@ -365,6 +554,8 @@ static void batch_destroy(void *self) {
                         st_tel_add(&p->tel->sig[p->signal].dropped, p->pending->items);
                 st_batch_unref(p->pending);
         }
+        drop_held(p, "stopped without a shutdown");
+        free(p->held);
         pthread_cond_destroy(&p->timer_cond);
         pthread_cond_destroy(&p->send_cond);
         pthread_mutex_destroy(&p->send_lock);

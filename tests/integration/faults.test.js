@@ -9,7 +9,7 @@ const crypto = require('node:crypto');
 const { setup, shutdownQuietly, context } = require('./lib/harness');
 const sdk = require('./lib/sdk');
 const otlp = require('./lib/otlp');
-const { selfMetric } = require('./lib/strata');
+const { selfMetric, parsePrometheus } = require('./lib/strata');
 const { withTimeout, sleep, waitFor } = require('./lib/util');
 
 const TEST_TIMEOUT = 30000;
@@ -163,6 +163,50 @@ test('(b) backend killed mid-stream and restarted within the retry window: all s
       for (const line of `--- /metrics ---\n${text}`.split('\n')) t.diagnostic(line);
       throw e;
     }
+  });
+});
+
+test('(e) slow backend behind batch: a full exporter queue pushes back to the SDK (429), which retries; nothing dropped', { timeout: TEST_TIMEOUT }, async (t) => {
+  // Small requests merged by `batch` into batches that a one-slot queue in front of a slow
+  // backend cannot all take: what batch already acknowledged is held, not dropped, and the
+  // receiver refuses new requests until the exporter takes it.
+  const h = await setup(t, {
+    configure: (cfg) => {
+      cfg.processors.batch = { send_batch_size: 25, timeout: '20ms' };
+      cfg.exporters.otlp.sending_queue = { enabled: true, queue_size: 1, num_consumers: 1 };
+    },
+  });
+  if (!h) return;
+  const tracing = sdk.createTracing({ protocol: 'http/protobuf', target: h.strata.endpoints, processor: 'batch', batch: { scheduledDelayMillis: 5, maxExportBatchSize: 10 } });
+  h.track(() => shutdownQuietly(tracing));
+  await withDiagnostics(t, h, async () => {
+    h.sink.setDelay(150);
+    const N = 200;
+    const ids = emitSpans(tracing, N, 'pushback');
+    await withTimeout(tracing.flush(), 25000, 'tracer flush (with the SDK\'s retries)');
+    sdk.assertAllExportsOk(tracing.exporter, 'export to strata, retried after 429');
+    await h.sink.waitFor((s) => {
+      const c = spanIdCounts(s);
+      return ids.every((id) => c.has(id));
+    }, 10000, `all ${N} spans`);
+    await sleep(300);
+    const counts = spanIdCounts(h.sink);
+    assert.equal(counts.size, N, `exactly the ${N} spans sent, got ${counts.size} distinct`);
+    assert.equal([...counts.values()].filter((c) => c > 1).length, 0, 'a refused request was not taken, so its retry duplicates nothing');
+
+    const samples = parsePrometheus(await h.strata.metricsText());
+    const value = (name, labels) => samples
+      .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+      .reduce((a, s) => a + s.value, 0);
+    const refused = value('strata_receiver_refused_items_total', { signal: 'traces' });
+    const dropped = value('strata_processor_dropped_items_total', { signal: 'traces' });
+    const accepted = value('strata_receiver_accepted_items_total', { signal: 'traces' });
+    const sent = value('strata_exporter_sent_items_total', { signal: 'traces' });
+    t.diagnostic(`receiver refused ${refused} spans (the SDK retried them), accepted ${accepted}; batch dropped ${dropped}; exporter sent ${sent}`);
+    assert.ok(refused > 0, 'the receiver never pushed back: the test did not fill the queue');
+    assert.equal(dropped, 0, 'batch dropped acknowledged spans');
+    assert.equal(accepted, N);
+    assert.equal(sent, N);
   });
 });
 

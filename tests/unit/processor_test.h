@@ -26,15 +26,16 @@ struct capture {
         st_batch *v[CAPTURE_MAX];
         size_t n, items, calls;
         int ret; /* what consume() answers; nonzero: the batch is not kept */
+        size_t refuse_every; /* nonzero: every Nth call is refused with -ENOBUFS */
 };
 
 static inline int capture_consume(void *data, st_batch *b) {
         struct capture *c = data;
         pthread_mutex_lock(&c->lock);
         c->calls++;
-        if (c->ret) {
+        if (c->ret || (c->refuse_every && c->calls % c->refuse_every == 0)) {
                 pthread_mutex_unlock(&c->lock);
-                return c->ret;
+                return c->ret ? c->ret : -ENOBUFS;
         }
         assert_true(c->n < CAPTURE_MAX);
         c->v[c->n++] = st_batch_ref(b);
@@ -125,13 +126,7 @@ static inline void harness_init(struct harness *h, const struct st_factory *f, e
 
 static inline void harness_free(struct harness *h) {
         h->f->destroy(h->inst);
-        while (h->tel.metrics) { /* component metrics registered by create() */
-                struct st_tel_metric *m = h->tel.metrics->next;
-                free(h->tel.metrics->name);
-                free(h->tel.metrics->help);
-                free(h->tel.metrics);
-                h->tel.metrics = m;
-        }
+        st_tel_metrics_free(&h->tel); /* component metrics registered by create() */
         st_cfg_free(h->f->config, h->cfg);
         free(h->cfg);
         capture_free(&h->cap);

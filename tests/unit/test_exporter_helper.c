@@ -683,6 +683,7 @@ static void test_sync_failure_counted_once(void **state) {
 
         assert_int_equal(st_processor_batch.shutdown(p, st_now_ns() + ST_NS_PER_SEC), 0);
         st_processor_batch.destroy(p);
+        st_tel_metrics_free(&ptel);
         st_cfg_free(st_processor_batch.config, cfg);
         free(cfg);
         assert_int_equal(st_exporter_helper_shutdown(h, st_now_ns() + ST_NS_PER_SEC), 0);

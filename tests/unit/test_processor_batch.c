@@ -219,19 +219,55 @@ static void test_timeout_zero(void **state) {
         harness_free(&h);
 }
 
-/* Refusals after the items were accepted are drops, counted. */
-static void test_refused_dropped(void **state) {
+static int64_t held_items(struct harness *h) {
+        for (struct st_tel_metric *m = h->tel.metrics; m; m = m->next)
+                if (strcmp(m->name, "batch_held_items") == 0)
+                        return atomic_load(&m->value);
+        fail_msg("no batch_held_items metric");
+        return -1;
+}
+
+static void set_ret(struct capture *c, int ret) {
+        pthread_mutex_lock(&c->lock);
+        c->ret = ret;
+        pthread_mutex_unlock(&c->lock);
+}
+
+static size_t calls(struct capture *c) {
+        pthread_mutex_lock(&c->lock);
+        size_t n = c->calls;
+        pthread_mutex_unlock(&c->lock);
+        return n;
+}
+
+/* A batch the next consumer refuses for now (-ENOBUFS) is held, not dropped. Behind it, data is
+ * still taken until held and pending items reach twice send_batch_size; beyond, it is refused
+ * with -ENOBUFS (nothing taken: the sender retries). Refusals of other kinds are drops. */
+static void test_refused_held(void **state) {
         struct harness h;
         uint64_t id = 1;
         st_log_setup(ST_LOG_ERROR, ST_LOG_TEXT); /* the warnings are expected */
         harness_init(&h, F, ST_TRACES, "send_batch_size: 4\ntimeout: 1h\n");
         h.cap.ret = -ENOBUFS;
-        feed(&h, ST_TRACES, 3, 2, &id); /* 2, 4 → sent and refused, 2 pending */
+        feed(&h, ST_TRACES, 2, 2, &id); /* 1..4 → cut and refused: held */
         assert_int_equal(h.cap.calls, 1);
-        assert_int_equal(h.tel.sig[ST_TRACES].dropped, 4);
-        h.cap.ret = -EIO;
+        assert_int_equal(held_items(&h), 4);
+        feed(&h, ST_TRACES, 2, 2, &id); /* 5..8: room for one more batch, cut behind the first */
+        assert_int_equal(h.cap.calls, 1); /* not offered: it must not overtake the held one */
+        assert_int_equal(held_items(&h), 8);
+        st_batch *b = make_batch(ST_TRACES, 1, 1, 1, &id);
+        assert_int_equal(F->consume(h.inst, b), -ENOBUFS); /* full */
+        st_batch_unref(b);
+        b = make_batch(ST_TRACES, 1, 1, 10, &id); /* a full batch by itself: refused too */
+        assert_int_equal(F->consume(h.inst, b), -ENOBUFS);
+        st_batch_unref(b);
+        assert_int_equal(h.cap.calls, 1);
+        assert_int_equal(h.tel.sig[ST_TRACES].dropped, 0);
+
+        h.cap.ret = -EIO; /* refused for good at shutdown: dropped */
         assert_int_equal(F->shutdown(h.inst, 0), 0);
-        assert_int_equal(h.tel.sig[ST_TRACES].dropped, 6);
+        assert_int_equal(h.tel.sig[ST_TRACES].dropped, 8);
+        assert_int_equal(held_items(&h), 0);
         assert_int_equal(h.cap.n, 0);
         /* after shutdown, requests pass straight through */
         h.cap.ret = 0;
@@ -239,6 +275,87 @@ static void test_refused_dropped(void **state) {
         assert_int_equal(h.cap.n, 1);
         harness_free(&h);
         st_log_setup(ST_LOG_INFO, ST_LOG_TEXT);
+}
+
+/* Still refused for now when shutdown's time for them is up: dropped, counted; and destroy
+ * without shutdown drops what is held (ASan: nothing leaks). */
+static void test_held_dropped(void **state) {
+        struct harness h;
+        uint64_t id = 1;
+        st_log_setup(ST_LOG_ERROR, ST_LOG_TEXT);
+        harness_init(&h, F, ST_TRACES, "send_batch_size: 4\ntimeout: 1h\n");
+        h.cap.ret = -ENOBUFS;
+        feed(&h, ST_TRACES, 2, 2, &id);
+        assert_int_equal(F->shutdown(h.inst, st_now_ns() + 20 * ST_NS_PER_MS), 0);
+        assert_true(h.cap.calls > 1); /* offered again meanwhile */
+        assert_int_equal(h.tel.sig[ST_TRACES].dropped, 4);
+        assert_int_equal(held_items(&h), 0);
+        harness_free(&h);
+
+        harness_init(&h, F, ST_TRACES, "send_batch_size: 4\ntimeout: 1h\n");
+        h.cap.ret = -ENOBUFS;
+        feed(&h, ST_TRACES, 3, 2, &id); /* 4 held, 2 pending */
+        harness_free(&h);
+        st_log_setup(ST_LOG_INFO, ST_LOG_TEXT);
+}
+
+/* The timer offers held batches again; once the next consumer takes them, data is taken again,
+ * and everything arrives once, in order. */
+static void test_refused_then_taken(void **state) {
+        struct harness h;
+        uint64_t id = 1;
+        harness_init(&h, F, ST_TRACES, "send_batch_size: 4\ntimeout: 1h\n");
+        assert_int_equal(F->start(h.inst), 0);
+        set_ret(&h.cap, -ENOBUFS);
+        feed(&h, ST_TRACES, 2, 2, &id); /* 1..4: held */
+        feed(&h, ST_TRACES, 1, 2, &id); /* 5, 6: pending behind them */
+        st_batch *b = make_batch(ST_TRACES, 1, 1, 6, &id); /* 7..12: no room */
+        assert_int_equal(F->consume(h.inst, b), -ENOBUFS);
+        int64_t t0 = st_now_ns();
+        while (calls(&h.cap) < 3 && st_now_ns() - t0 < 5 * ST_NS_PER_SEC)
+                usleep(1000);
+        assert_true(calls(&h.cap) >= 3); /* offered again, and refused again */
+        assert_int_equal(capture_count(&h.cap), 0);
+        set_ret(&h.cap, 0);
+        t0 = st_now_ns();
+        while (held_items(&h) > 0 && st_now_ns() - t0 < 5 * ST_NS_PER_SEC)
+                usleep(1000);
+        assert_int_equal(held_items(&h), 0);
+        assert_true(st_now_ns() - t0 < 1 * ST_NS_PER_SEC); /* retried within the 50 ms ceiling */
+        assert_int_equal(capture_count(&h.cap), 1);
+        assert_int_equal(F->consume(h.inst, b), 0); /* the sender's retry: 5..12 → cut */
+        st_batch_unref(b);
+        assert_int_equal(F->shutdown(h.inst, 0), 0);
+        assert_int_equal(h.cap.n, 2);
+        expect_ids_in_order(&h.cap, 1, 12);
+        assert_int_equal(h.tel.sig[ST_TRACES].dropped, 0);
+        harness_free(&h);
+}
+
+static void *take_again_later(void *arg) {
+        usleep(50 * 1000);
+        set_ret(arg, 0);
+        return NULL;
+}
+
+/* Shutdown offers what is held until its deadline: a next consumer that makes room in time
+ * loses nothing. */
+static void test_shutdown_offers_held(void **state) {
+        struct harness h;
+        pthread_t t;
+        uint64_t id = 1;
+        harness_init(&h, F, ST_LOGS, "send_batch_size: 4\ntimeout: 1h\n");
+        assert_int_equal(F->start(h.inst), 0);
+        set_ret(&h.cap, -ENOBUFS);
+        feed(&h, ST_LOGS, 2, 2, &id); /* held */
+        assert_int_equal(held_items(&h), 4);
+        assert_int_equal(pthread_create(&t, NULL, take_again_later, &h.cap), 0);
+        assert_int_equal(F->shutdown(h.inst, st_now_ns() + 10 * ST_NS_PER_SEC), 0);
+        pthread_join(t, NULL);
+        assert_int_equal(h.cap.n, 1);
+        expect_ids_in_order(&h.cap, 1, 4);
+        assert_int_equal(h.tel.sig[ST_LOGS].dropped, 0);
+        harness_free(&h);
 }
 
 /* A merged batch is a valid request: it packs and unpacks to the same items, ids and
@@ -289,6 +406,7 @@ static void test_merged_roundtrip(void **state) {
 struct producer {
         struct harness *h;
         int index;
+        bool retry;
 };
 
 static void *produce(void *arg) {
@@ -297,7 +415,10 @@ static void *produce(void *arg) {
         uint64_t id = (uint64_t) pr->index << 32;
         for (int i = 0; i < PER_PRODUCER; i++) {
                 st_batch *b = make_batch(ST_TRACES, 1, 1, ITEMS, &id);
-                int r = F->consume(pr->h->inst, b);
+                int r;
+                /* as an OTLP sender does with RESOURCE_EXHAUSTED */
+                while ((r = F->consume(pr->h->inst, b)) == -ENOBUFS && pr->retry)
+                        usleep(50);
                 st_batch_unref(b);
                 if (r != 0)
                         return (void *) 1;
@@ -305,14 +426,12 @@ static void *produce(void *arg) {
         return NULL;
 }
 
-static void test_concurrent_order(void **state) {
-        struct harness h;
+static void run_producers(struct harness *h, bool retry) {
         pthread_t t[PRODUCERS];
         struct producer pr[PRODUCERS];
-        harness_init(&h, F, ST_TRACES, "send_batch_size: 100\nsend_batch_max_size: 100\ntimeout: 1ms\n");
-        assert_int_equal(F->start(h.inst), 0);
+        assert_int_equal(F->start(h->inst), 0);
         for (int i = 0; i < PRODUCERS; i++) {
-                pr[i] = (struct producer) { .h = &h, .index = i };
+                pr[i] = (struct producer) { .h = h, .index = i, .retry = retry };
                 assert_int_equal(pthread_create(&t[i], NULL, produce, &pr[i]), 0);
         }
         for (int i = 0; i < PRODUCERS; i++) {
@@ -320,13 +439,14 @@ static void test_concurrent_order(void **state) {
                 pthread_join(t[i], &ret);
                 assert_null(ret);
         }
-        assert_int_equal(F->shutdown(h.inst, 0), 0);
-        assert_int_equal(h.cap.items, PRODUCERS * PER_PRODUCER * ITEMS);
+        assert_int_equal(F->shutdown(h->inst, st_now_ns() + 10 * ST_NS_PER_SEC), 0);
+        assert_int_equal(h->tel.sig[ST_TRACES].dropped, 0);
+        assert_int_equal(h->cap.items, PRODUCERS * PER_PRODUCER * ITEMS);
         uint64_t next[PRODUCERS] = { 0 };
         uint64_t *ids = malloc(200 * sizeof(*ids));
-        for (size_t i = 0; i < h.cap.n; i++) {
-                assert_true(h.cap.v[i]->items <= 100);
-                size_t n = batch_ids(h.cap.v[i], ids);
+        for (size_t i = 0; i < h->cap.n; i++) {
+                assert_true(h->cap.v[i]->items <= 100);
+                size_t n = batch_ids(h->cap.v[i], ids);
                 for (size_t k = 0; k < n; k++) {
                         int p = (int) (ids[k] >> 32);
                         assert_true(p < PRODUCERS);
@@ -337,6 +457,23 @@ static void test_concurrent_order(void **state) {
         for (int i = 0; i < PRODUCERS; i++)
                 assert_int_equal(next[i], PER_PRODUCER * ITEMS);
         free(ids);
+}
+
+static void test_concurrent_order(void **state) {
+        struct harness h;
+        harness_init(&h, F, ST_TRACES, "send_batch_size: 100\nsend_batch_max_size: 100\ntimeout: 1ms\n");
+        run_producers(&h, false);
+        harness_free(&h);
+}
+
+/* The same with a next consumer that refuses every third batch for now and producers that
+ * retry: held batches and refusals keep every item, once, in each producer's order. */
+static void test_concurrent_refusing(void **state) {
+        struct harness h;
+        harness_init(&h, F, ST_TRACES, "send_batch_size: 100\nsend_batch_max_size: 100\ntimeout: 1ms\n");
+        h.cap.refuse_every = 3;
+        run_producers(&h, true);
+        assert_true(h.cap.calls > h.cap.n); /* some were refused */
         harness_free(&h);
 }
 
@@ -400,7 +537,11 @@ int main(void) {
                 cmocka_unit_test(test_pass_through),
                 cmocka_unit_test(test_timeout_flush),
                 cmocka_unit_test(test_timeout_zero),
-                cmocka_unit_test(test_refused_dropped),
+                cmocka_unit_test(test_refused_held),
+                cmocka_unit_test(test_held_dropped),
+                cmocka_unit_test(test_refused_then_taken),
+                cmocka_unit_test(test_shutdown_offers_held),
+                cmocka_unit_test(test_concurrent_refusing),
                 cmocka_unit_test(test_merged_roundtrip),
                 cmocka_unit_test(test_concurrent_order),
                 cmocka_unit_test(test_destroy_pending),
