@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "component.h"
 #include "doctor.h"
+#include "init_text.h"
 #include "log.h"
 #include "malloc_tune.h"
 #include "service.h"
@@ -93,6 +94,8 @@ static int cmd_components(bool verbose) {
 
 /* How often the idle main thread gives free heap memory back to the kernel. */
 #define MALLOC_RELEASE_PERIOD_S 5
+/* After this long, start-up is over (the exporters have connected): its code is unmapped. */
+#define SETTLE_S 1
 
 static int cmd_run(const char *config) {
         struct st_service *s = NULL;
@@ -143,14 +146,25 @@ static int cmd_run(const char *config) {
         st_tel_set_healthy(true);
         st_info(NULL, "running; SIGTERM or SIGINT stops");
 
-        /* The main thread has nothing else to do: between signals it returns free memory. */
-        for (;;) {
-                struct timespec period = { .tv_sec = MALLOC_RELEASE_PERIOD_S };
+        /* The main thread has nothing else to do: between signals it returns free memory, and
+         * after SETTLE_S, when the exporters have connected, the start-up code. */
+        for (bool settled = false;;) {
+                struct timespec period = { .tv_sec = settled ? MALLOC_RELEASE_PERIOD_S : SETTLE_S };
                 sig = sigtimedwait(&set, NULL, &period);
                 if (sig > 0)
                         break;
-                if (errno == EAGAIN)
-                        st_malloc_release();
+                if (errno != EAGAIN)
+                        continue;
+                st_malloc_release();
+                if (!settled) {
+                        size_t init_bytes = 0;
+                        settled = true;
+                        r = st_init_text_release(&init_bytes);
+                        if (r < 0)
+                                st_debug(NULL, "cannot unmap the start-up code: %s, ignoring", strerror(-r));
+                        else if (init_bytes > 0)
+                                st_debug(NULL, "unmapped %zu KiB of start-up code", init_bytes / 1024);
+                }
         }
         st_tel_set_healthy(false);
         st_info(NULL, "%s: stopping, draining for up to %.1fs", strsignal(sig),

@@ -14,7 +14,8 @@
 #define TRIM_THRESHOLD (64u << 20)
 /* One heap for all threads. A request's bytes are allocated on a gRPC thread and freed on an
  * exporter's, and each thread's own arena kept its own free memory: at 10k spans/s the peak RSS
- * was 0.8-1.3 MiB higher with glibc's default (8 arenas per core), and CPU no lower. */
+ * was about 1 MiB higher with glibc's default (8 arenas per core), and flat-out throughput per
+ * core no higher, on 2 CPUs (docs/design-notes.md); contention on more cores is unmeasured. */
 #define ARENA_MAX 1
 
 static bool user_tuned;

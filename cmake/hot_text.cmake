@@ -2,24 +2,31 @@
 # scripts/profile-hot-text.sh), for the target strata.
 #
 # Why: the kernel maps a file's pages 64 KiB at a time around each page fault (fault-around),
-# so one executed function makes 16 pages resident. Linked from the static archives, gRPC core's
-# code that strata runs (1 MiB of functions, in 1 061 objects' and COMDAT sections) lay spread
-# over 74 such blocks of the 7.7 MiB of text: 4.7 MiB resident. Listed hottest first in an
-# output section of their own (.text.strata_hot), they take 2.6 MiB, and about 3.1 MiB of text
-# is resident: 1.5 MiB less RSS, idle and under load (measured in docs/design-notes.md).
+# so one executed function makes 16 pages resident. Linked from the static archives, the code
+# strata runs (1 MiB of functions, in about 1 000 objects' and COMDAT sections) lay spread over
+# 74 such blocks of the 7.7 MiB of text: 4.7 MiB resident. The script lists, from a profile:
+# - .text.strata_hot: the sections of what runs while strata works, hottest first (1.4 MiB);
+# - .text.strata_init: those of what ran only while it started (gRPC's plugin registrations,
+#   config parsing, component creation: 1.1 MiB), 64 KiB-aligned, which strata unmaps once
+#   it has settled (agent/init_text.c), as the kernel frees its __init sections.
+# Resident text went from 4.7 to about 2.3 MiB (docs/design-notes.md has the measurements).
 # The granularity is the input section: gRPC's archives are not built with -ffunction-sections,
 # so an object whose code runs at all comes whole.
 #
 # The script is a list of patterns: one that matches nothing (another gRPC build) is ignored, and
-# the link stays correct, only less compact; tests/build/hot_text.sh checks the section's size.
+# the link stays correct, only less compact; tests/build/hot_text.sh checks the sections' sizes.
 # GNU ld only (INSERT); off in sanitizer and fuzz builds, which do not measure memory.
 option(STRATA_HOT_TEXT "Place strata's executed code together (cmake/hot_text.ld)" ON)
+set(STRATA_HOT_TEXT_ON OFF) # the cached check result alone must not keep it on
 if(STRATA_HOT_TEXT AND NOT STRATA_SANITIZE AND NOT STRATA_FUZZ AND STRATA_STATIC_GRPC)
   include(CheckLinkerFlag)
   check_linker_flag(C "-Wl,-T,${CMAKE_SOURCE_DIR}/cmake/hot_text.ld" STRATA_HAVE_HOT_TEXT)
+  set(STRATA_HOT_TEXT_ON ${STRATA_HAVE_HOT_TEXT})
 endif()
-if(STRATA_HAVE_HOT_TEXT)
-  target_link_options(strata PRIVATE "LINKER:-T,${CMAKE_SOURCE_DIR}/cmake/hot_text.ld")
+if(STRATA_HOT_TEXT_ON)
+  # -z text: no text relocations, ever: agent/init_text.c drops pages of the text mapping, which
+  # must be clean copies of the file.
+  target_link_options(strata PRIVATE "LINKER:-T,${CMAKE_SOURCE_DIR}/cmake/hot_text.ld" "LINKER:-z,text")
   set_property(TARGET strata APPEND PROPERTY LINK_DEPENDS ${CMAKE_SOURCE_DIR}/cmake/hot_text.ld)
   message(STATUS "strata: executed code placed together (cmake/hot_text.ld)")
 endif()

@@ -2,19 +2,35 @@
 # cmake/hot_text.ld puts strata's executed code together in .text.strata_hot. Its patterns match
 # by archive member and section name, and a pattern that matches nothing is silently skipped: a
 # gRPC package that renamed its objects would leave the section nearly empty, and strata's RSS
-# 1.5 MiB higher, with every other test passing. Checks that the section holds most of what the
-# script lists (its size is in the script's header).
+# 1.5 MiB higher, with every other test passing. Checks that each section (.text.strata_hot and
+# .text.strata_init) holds most of what the script lists (the sizes are in its header).
 set -euo pipefail
 bin=$1 script=$2
-want_kib=$(sed -n 's/.* input sections, \([0-9]*\) KiB of .*/\1/p' "$script")
-got=$(readelf -SW "$bin" | awk '$2 == ".text.strata_hot" { print $6 }')
-if [[ -z $got ]]; then
-        echo "hot_text: $bin has no .text.strata_hot section" >&2
-        exit 1
+status=0
+for sec in strata_hot strata_init; do
+        want_kib=$(sed -n "s/.* \.text\.$sec: [0-9]* input sections, \([0-9]*\) KiB.*/\1/p" "$script")
+        got=$(readelf -SW "$bin" | awk -v s=".text.$sec" '$2 == s { print $6 }')
+        if [[ -z $want_kib || -z $got ]]; then
+                echo "hot_text: no .text.$sec in $bin, or no size for it in $script" >&2
+                exit 1
+        fi
+        got_kib=$(( 16#$got / 1024 ))
+        echo "hot_text: .text.$sec is $got_kib KiB, the script lists $want_kib KiB"
+        if (( got_kib * 10 < want_kib * 9 )); then
+                echo "hot_text: less than 90% of the code listed for .text.$sec was found: regenerate cmake/hot_text.ld (scripts/profile-hot-text.sh)" >&2
+                status=1
+        elif (( got_kib * 10 > want_kib * 11 + 640 )); then
+                echo "hot_text: .text.$sec holds more than the script lists: a pattern matches more than one section" >&2
+                status=1
+        fi
+done
+# agent/init_text.c unmaps [__strata_init_text_start, __strata_init_text_end) after start-up.
+start=$(nm "$bin" | awk '$3 == "__strata_init_text_start" { print $1 }')
+end=$(nm "$bin" | awk '$3 == "__strata_init_text_end" { print $1 }')
+if [[ -z $start || -z $end ]] || (( 16#$end <= 16#$start || 16#$start % 65536 || 16#$end % 65536 )); then
+        echo "hot_text: the start-up code's bounds are missing or not 64 KiB-aligned: '$start' '$end'" >&2
+        status=1
+else
+        echo "hot_text: start-up code at $start-$end"
 fi
-got_kib=$(( 16#$got / 1024 ))
-echo "hot_text: .text.strata_hot is $got_kib KiB, the script lists $want_kib KiB"
-if (( got_kib * 10 < want_kib * 9 )); then
-        echo "hot_text: less than 90% of the listed code was found: regenerate cmake/hot_text.ld (scripts/profile-hot-text.sh)" >&2
-        exit 1
-fi
+exit $status
