@@ -146,8 +146,8 @@ static int cmd_run(const char *config) {
         st_tel_set_healthy(true);
         st_info(NULL, "running; SIGTERM or SIGINT stops");
 
-        /* The main thread has nothing else to do: between signals it returns free memory, and
-         * after SETTLE_S, when the exporters have connected, the start-up code. */
+        /* The main thread has nothing else to do: between signals it returns free memory and
+         * the start-up code, first after SETTLE_S, when the exporters have connected. */
         for (bool settled = false;;) {
                 struct timespec period = { .tv_sec = settled ? MALLOC_RELEASE_PERIOD_S : SETTLE_S };
                 sig = sigtimedwait(&set, NULL, &period);
@@ -156,15 +156,15 @@ static int cmd_run(const char *config) {
                 if (errno != EAGAIN)
                         continue;
                 st_malloc_release();
-                if (!settled) {
-                        size_t init_bytes = 0;
-                        settled = true;
-                        r = st_init_text_release(&init_bytes);
-                        if (r < 0)
-                                st_debug(NULL, "cannot unmap the start-up code: %s, ignoring", strerror(-r));
-                        else if (init_bytes > 0)
-                                st_debug(NULL, "unmapped %zu KiB of start-up code", init_bytes / 1024);
-                }
+                /* Every period, not once: what a reconnect or a rebuilt channel faulted back in
+                 * goes again (a few page faults if it is still in use). */
+                size_t init_bytes = 0;
+                r = st_init_text_release(&init_bytes);
+                if (!settled && r < 0)
+                        st_debug(NULL, "cannot unmap the start-up code: %s, ignoring", strerror(-r));
+                else if (!settled && init_bytes > 0)
+                        st_debug(NULL, "unmapped %zu KiB of start-up code", init_bytes / 1024);
+                settled = true;
         }
         st_tel_set_healthy(false);
         st_info(NULL, "%s: stopping, draining for up to %.1fs", strsignal(sig),

@@ -33,4 +33,23 @@ if [[ -z $start || -z $end ]] || (( 16#$end <= 16#$start || 16#$start % 65536 ||
 else
         echo "hot_text: start-up code at $start-$end"
 fi
+
+# And strata does unmap it once it has settled (agent/main.c: after 1 s).
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+cat >"$dir/strata.yaml" <<YAML
+receivers: { otlp: { protocols: { grpc: { endpoint: "unix://$dir/otlp.sock" } } } }
+exporters: { debug: {} }
+service:
+  pipelines: { traces: { receivers: [otlp], exporters: [debug] } }
+  telemetry: { metrics: { address: "" }, logs: { level: debug } }
+YAML
+timeout -s INT 3 "$bin" run --config "$dir/strata.yaml" >"$dir/log" 2>&1 || true
+if grep -q 'unmapped [1-9][0-9]* KiB of start-up code' "$dir/log"; then
+        echo "hot_text: $(grep -o 'unmapped [0-9]* KiB of start-up code' "$dir/log")"
+else
+        echo "hot_text: strata did not say it unmapped its start-up code; its log:" >&2
+        tail -20 "$dir/log" >&2
+        status=1
+fi
 exit $status
