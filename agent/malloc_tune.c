@@ -29,7 +29,7 @@ void st_malloc_configure(void) {
         }
         if (mallopt(M_MMAP_THRESHOLD, (int) MMAP_THRESHOLD) != 1 || mallopt(M_TRIM_THRESHOLD, (int) TRIM_THRESHOLD) != 1 ||
             mallopt(M_ARENA_MAX, ARENA_MAX) != 1)
-                st_debug(NULL, "malloc: mallopt refused the thresholds, ignoring");
+                st_debug(NULL, "malloc: mallopt refused a threshold or the arena limit, ignoring");
 }
 
 void st_malloc_release(void) {

@@ -8,8 +8,9 @@
 # - .text.strata_hot: the sections of what runs while strata works, hottest first (1.4 MiB);
 # - .text.strata_init: those of what ran only while it started (gRPC's plugin registrations,
 #   config parsing, component creation: 1.1 MiB), 64 KiB-aligned, which strata unmaps once
-#   it has settled (agent/init_text.c), as the kernel frees its __init sections.
-# Resident text went from 4.7 to about 2.3 MiB (docs/design-notes.md has the measurements).
+#   it has settled and every 5 s after (agent/init_text.c), much as the kernel frees its
+#   __init sections (RSS drops; the clean pages stay in the page cache until reclaimed).
+# Resident text went from 4.7 to 2.2-2.7 MiB at 10k spans/s (docs/design-notes.md has the measurements).
 # The granularity is the input section: gRPC's archives are not built with -ffunction-sections,
 # so an object whose code runs at all comes whole.
 #

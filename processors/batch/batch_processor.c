@@ -75,7 +75,7 @@ struct batch_proc {
         bool timer_running;
         pthread_t timer;
         /* Refused for now, oldest first; changed only in a sending turn (and under lock). While
-         * any batch is held, consume() refuses. */
+         * any batch is held, consume() takes data only up to 2 * size items (held_full_locked). */
         st_batch **held;
         size_t n_held, cap_held, held_items;
         int64_t held_since, retry_at, retry_wait;
@@ -178,7 +178,7 @@ static void hold(struct batch_proc *p, st_batch **v, size_t n) {
         pthread_mutex_unlock(&p->lock);
         st_tel_metric_add(p->m_held, (int64_t) items);
         if (first)
-                st_debug(p->log_name, "the next consumer is full: holding %zu %s, refusing new ones until it takes them",
+                st_debug(p->log_name, "the next consumer is full: holding %zu %s, taking new ones only up to twice send_batch_size",
                          items, st_signals[p->signal].item_name);
 }
 
@@ -463,7 +463,7 @@ static int batch_create(const struct st_component_settings *set, const void *cfg
         p->timeout = c->timeout;
         if (p->tel)
                 p->m_held = st_tel_metric(p->tel, "batch_held_items",
-                                          "Items the next consumer refused for now (full queue, memory limit), held to be offered again; new data is refused meanwhile.",
+                                          "Items the next consumer refused for now (full queue, memory limit), held to be offered again; meanwhile data beyond twice send_batch_size is refused.",
                                           true);
         atomic_init(&p->last_warn_ns, st_now_ns() - ST_NS_PER_SEC);
         atomic_init(&p->unlogged_drops, 0);

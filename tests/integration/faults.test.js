@@ -168,8 +168,8 @@ test('(b) backend killed mid-stream and restarted within the retry window: all s
 
 test('(e) slow backend behind batch: a full exporter queue pushes back to the SDK (429), which retries; nothing dropped', { timeout: TEST_TIMEOUT }, async (t) => {
   // Small requests merged by `batch` into batches that a one-slot queue in front of a slow
-  // backend cannot all take: what batch already acknowledged is held, not dropped, and the
-  // receiver refuses new requests until the exporter takes it.
+  // backend cannot all take: what batch already acknowledged is held, not dropped, and once it
+  // holds twice send_batch_size the receiver refuses new requests until the exporter takes some.
   const h = await setup(t, {
     configure: (cfg) => {
       cfg.processors.batch = { send_batch_size: 25, timeout: '20ms' };

@@ -95,6 +95,20 @@ static void every_problem_is_reported_with_its_place(void **state) {
                "'level' must be one of debug, info, warn, error");
 }
 
+/* A pipeline feeds its exporters through a fan-out of at most ST_FANOUT_MAX (64) consumers. */
+static void fan_out_limits(void **state) {
+        st_buf y = { 0 };
+        st_buf_puts(&y, "receivers: { otlp: { protocols: { grpc: {} } } }\nexporters:\n");
+        for (int i = 0; i < 65; i++)
+                st_buf_printf(&y, "  debug/%d: {}\n", i);
+        st_buf_puts(&y, "service: { pipelines: { traces: { receivers: [otlp], exporters: [");
+        for (int i = 0; i < 65; i++)
+                st_buf_printf(&y, "%sdebug/%d", i ? ", " : "", i);
+        st_buf_puts(&y, "] } } }\n");
+        ERRORS(st_buf_cstr(&y), "more than 64 exporters in one pipeline are not supported");
+        st_buf_free(&y);
+}
+
 static void processors_support_their_signals(void **state) {
         /* memory_limiter needs limit_mib: a missing required key is reported at the component. */
         ERRORS("receivers: { otlp: { protocols: { grpc: {} } } }\nprocessors: { memory_limiter: {} }\nexporters: { debug: {} }\n"
@@ -116,6 +130,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(a_good_config_loads),
                 cmocka_unit_test(every_problem_is_reported_with_its_place),
+                cmocka_unit_test(fan_out_limits),
                 cmocka_unit_test(processors_support_their_signals),
                 cmocka_unit_test(starts_and_stops_downstream_first),
         };
